@@ -1,0 +1,555 @@
+"""Motion metrics against ground-truth object tracks (``objects`` in ``shared/DATA_FORMAT.md``).
+
+Conventions:
+
+- World units are metres, times are seconds (the tracks' ``time``, not nerfstudio's normalised [0, 1] time).
+- An object's frame has its origin at the box centre, x forward along ``l``, y left along ``w``, z up along ``h``;
+  ``object_to_world`` maps object coordinates to world coordinates.
+- The Gaussians' canonical space is the world at ``canonical_time`` (by default the first evaluated time): a
+  Gaussian's canonical centre is where it sits at that time.
+- Only tracks with ``dynamic`` true count as moving objects. A point lies in a box when its object-frame coordinates
+  satisfy ``|x| <= l/2``, ``|y| <= w/2``, ``|z| <= h/2`` (boundary included, optionally grown by a margin).
+
+Metrics:
+
+- ``trajectory_error``: Gaussians whose canonical centre is in a moving object's box at ``canonical_time`` should
+  follow that object rigidly, ``P(t) = T_obj(t) @ inv(T_obj(t_c)) @ x``; mean Euclidean distance between the deformed
+  centre and ``P(t)`` over those Gaussians and all evaluated times.
+- ``static_drift``: mean over times and static Gaussians of ``|deformed(t) - canonical|`` (reference: the canonical
+  centre, where a static Gaussian should stay at every time); ``reference="first"`` measures from the deformed centre
+  at the first time instead.
+- ``rigidity_error``: mean over sampled pairs of Gaussians of one object and over times other than the reference
+  time of ``| |x_i(t) - x_j(t)| - |x_i(t0) - x_j(t0)| |``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from semdyn.errors import DataFormatError, InputError
+
+ArrayLike = Tensor | np.ndarray
+
+TIME_TOLERANCE_S = 1e-6
+"""Times within this many seconds of a track's first/last pose count as inside the track."""
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Input checks
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _as_tensor(x: Any, name: str, shape: str) -> Tensor:
+    if isinstance(x, np.ndarray):
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    elif isinstance(x, (list, tuple, float, int)):
+        x = torch.as_tensor(x)
+    if not isinstance(x, Tensor):
+        raise InputError(f"{name} must be a torch tensor or numpy array of shape {shape}")
+    return x
+
+
+def _float_tensor(x: Any, name: str, shape: str, ndim: int, last: int | None = None) -> Tensor:
+    t = _as_tensor(x, name, shape)
+    if not (torch.is_floating_point(t) or t.dtype in (torch.int32, torch.int64)):
+        raise InputError(f"{name} must hold real numbers, shape {shape}, got dtype {t.dtype}")
+    if t.ndim != ndim or (last is not None and t.shape[-1] != last):
+        raise InputError(f"{name} must have shape {shape}, got {list(t.shape)}")
+    return t.to(torch.float64)
+
+
+def _check_means(canonical_means: Any, deformed_means: Any) -> tuple[Tensor, Tensor]:
+    canonical = _float_tensor(canonical_means, "canonical_means", "[N, 3]", 2, 3)
+    deformed = _float_tensor(deformed_means, "deformed_means", "[T, N, 3]", 3, 3)
+    if deformed.shape[1] != canonical.shape[0]:
+        raise InputError(
+            f"deformed_means must have shape [T, N, 3] with N = {canonical.shape[0]} (canonical_means), "
+            f"got {list(deformed.shape)}"
+        )
+    return canonical, deformed.to(canonical.device)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Rotations
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _matrix_to_quaternion(rot: Tensor) -> Tensor:
+    """Unit quaternions ``[K, 4]`` (w, x, y, z) from rotation matrices ``[K, 3, 3]`` (Shepperd's method)."""
+    m = rot
+    trace = m[:, 0, 0] + m[:, 1, 1] + m[:, 2, 2]
+    cands = torch.stack(
+        [
+            torch.stack([1 + trace, m[:, 2, 1] - m[:, 1, 2], m[:, 0, 2] - m[:, 2, 0], m[:, 1, 0] - m[:, 0, 1]], -1),
+            torch.stack(
+                [m[:, 2, 1] - m[:, 1, 2], 1 + 2 * m[:, 0, 0] - trace, m[:, 0, 1] + m[:, 1, 0], m[:, 0, 2] + m[:, 2, 0]],
+                -1,
+            ),
+            torch.stack(
+                [m[:, 0, 2] - m[:, 2, 0], m[:, 0, 1] + m[:, 1, 0], 1 + 2 * m[:, 1, 1] - trace, m[:, 1, 2] + m[:, 2, 1]],
+                -1,
+            ),
+            torch.stack(
+                [m[:, 1, 0] - m[:, 0, 1], m[:, 0, 2] + m[:, 2, 0], m[:, 1, 2] + m[:, 2, 1], 1 + 2 * m[:, 2, 2] - trace],
+                -1,
+            ),
+        ],
+        dim=1,
+    )  # [K, 4 candidates, 4]; candidate c has component c equal to 4 q_c^2 (up to the common factor)
+    four_q_sq = torch.stack(
+        [1 + trace, 1 + 2 * m[:, 0, 0] - trace, 1 + 2 * m[:, 1, 1] - trace, 1 + 2 * m[:, 2, 2] - trace], -1
+    )
+    best = four_q_sq.argmax(-1)  # the largest |q_c| gives the best-conditioned candidate
+    q = cands[torch.arange(m.shape[0]), best]
+    return q / q.norm(dim=-1, keepdim=True)
+
+
+def _quaternion_to_matrix(q: Tensor) -> Tensor:
+    """Rotation matrices ``[K, 3, 3]`` from unit quaternions ``[K, 4]`` (w, x, y, z)."""
+    w, x, y, z = q.unbind(-1)
+    return torch.stack(
+        [
+            torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
+            torch.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
+            torch.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
+        ],
+        dim=-2,
+    )
+
+
+def _slerp(q0: Tensor, q1: Tensor, s: Tensor) -> Tensor:
+    """Spherical interpolation of unit quaternions ``[K, 4]`` at fractions ``s [K]`` (shortest arc)."""
+    dot = (q0 * q1).sum(-1)
+    q1 = torch.where(dot[:, None] < 0, -q1, q1)
+    dot = dot.abs().clamp(max=1.0)
+    theta = torch.acos(dot)
+    sin_theta = torch.sin(theta)
+    small = sin_theta < 1e-8
+    w0 = torch.where(small, 1 - s, torch.sin((1 - s) * theta) / torch.where(small, 1.0, sin_theta))
+    w1 = torch.where(small, s, torch.sin(s * theta) / torch.where(small, 1.0, sin_theta))
+    q = w0[:, None] * q0 + w1[:, None] * q1
+    return q / q.norm(dim=-1, keepdim=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Ground-truth tracks
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)  # tensors inside: compare tracks by identity
+class ObjectTrack:
+    """One ground-truth object track from ``transforms.json``'s ``objects``.
+
+    Build it with ``ObjectTrack.from_json`` or ``tracks_from_objects``; tensors are float64 on the CPU.
+    """
+
+    id: int
+    """Instance id, as in the instance masks."""
+    class_name: str
+    """The object's ``class`` (e.g. ``car``)."""
+    dynamic: bool
+    """Whether the object moves (``objects[].dynamic``)."""
+    size: Tensor = field(repr=False)
+    """[3] metres: box length (along x), width (along y), height (along z)."""
+    times: Tensor = field(repr=False)
+    """[T] seconds, strictly increasing."""
+    object_to_world: Tensor = field(repr=False)
+    """[T, 4, 4] object-to-world transform at each time."""
+
+    def __post_init__(self) -> None:
+        if tuple(self.size.shape) != (3,) or bool((self.size <= 0).any()):
+            raise InputError(f"ObjectTrack {self.id}: size must be [3] positive metres (l, w, h)")
+        if self.times.ndim != 1 or self.times.numel() == 0:
+            raise InputError(f"ObjectTrack {self.id}: times must have shape [T] with T >= 1")
+        if tuple(self.object_to_world.shape) != (self.times.numel(), 4, 4):
+            raise InputError(f"ObjectTrack {self.id}: object_to_world must have shape [T, 4, 4], T = len(times)")
+        if self.times.numel() > 1 and bool((self.times[1:] <= self.times[:-1]).any()):
+            raise InputError(f"ObjectTrack {self.id}: times must be strictly increasing")
+
+    @classmethod
+    def from_json(
+        cls, obj: Mapping[str, Any], where: str = "objects[?]", source: str | Path | None = None
+    ) -> ObjectTrack:
+        """Parse one entry of ``objects``: ``{"id", "class", "dynamic", "size": [l, w, h], "poses": [...]}``.
+
+        Poses are sorted by time. Raises ``DataFormatError`` naming ``source`` when given, else ``InputError``; the
+        message names the field (``where`` is its location, e.g. ``objects[2]``).
+        """
+
+        def fail(message: str) -> Exception:
+            return DataFormatError(source, message) if source is not None else InputError(message)
+
+        if not isinstance(obj, Mapping):
+            raise fail(f"{where} must be an object with id, class, dynamic, size and poses")
+        for key in ("id", "class", "dynamic", "size", "poses"):
+            if key not in obj:
+                raise fail(f"{where} has no '{key}'")
+        try:
+            size = torch.as_tensor(obj["size"], dtype=torch.float64)
+        except (TypeError, ValueError) as err:
+            raise fail(f"{where}.size must be [l, w, h] in metres") from err
+        if tuple(size.shape) != (3,) or bool((size <= 0).any()):
+            raise fail(f"{where}.size must be [l, w, h], three positive numbers in metres")
+        poses = obj["poses"]
+        if not isinstance(poses, Sequence) or len(poses) == 0:
+            raise fail(f"{where}.poses must be a non-empty list of {{time, object_to_world}}")
+        times, mats = [], []
+        for k, pose in enumerate(poses):
+            if not isinstance(pose, Mapping) or "time" not in pose or "object_to_world" not in pose:
+                raise fail(f"{where}.poses[{k}] must have 'time' and 'object_to_world'")
+            try:
+                mat = torch.as_tensor(pose["object_to_world"], dtype=torch.float64)
+                time = float(pose["time"])
+            except (TypeError, ValueError) as err:
+                raise fail(f"{where}.poses[{k}] must have a number 'time' and a 4x4 'object_to_world'") from err
+            if tuple(mat.shape) != (4, 4) or not bool(torch.isfinite(mat).all()) or not math.isfinite(time):
+                raise fail(f"{where}.poses[{k}].object_to_world must be a finite 4x4 matrix")
+            times.append(time)
+            mats.append(mat)
+        times_t = torch.tensor(times, dtype=torch.float64)
+        order = torch.argsort(times_t)
+        times_t = times_t[order]
+        if times_t.numel() > 1 and bool((times_t[1:] <= times_t[:-1]).any()):
+            raise fail(f"{where}.poses has two poses at the same time")
+        return cls(
+            id=int(obj["id"]),
+            class_name=str(obj["class"]),
+            dynamic=bool(obj["dynamic"]),
+            size=size,
+            times=times_t,
+            object_to_world=torch.stack(mats)[order],
+        )
+
+    def pose_at(self, times: ArrayLike | Sequence[float] | float) -> Tensor:
+        """Object-to-world transforms at the given times, ``[K, 4, 4]`` float64.
+
+        A time equal to a pose's time (within ``TIME_TOLERANCE_S``) selects that pose; between two poses the
+        translation is interpolated linearly and the rotation by slerp. Times outside the track raise ``InputError``.
+
+        Args:
+            times: ``[K]`` (or a scalar) seconds.
+        """
+        t = torch.as_tensor(times, dtype=torch.float64).reshape(-1).cpu()
+        lo, hi = float(self.times[0]), float(self.times[-1])
+        if bool((t < lo - TIME_TOLERANCE_S).any()) or bool((t > hi + TIME_TOLERANCE_S).any()):
+            raise InputError(f"times must lie within track {self.id}'s poses [{lo}, {hi}] s, got {t.tolist()}")
+        if self.times.numel() == 1:
+            return self.object_to_world.expand(t.numel(), 4, 4).clone()
+        t = t.clamp(lo, hi)
+        i1 = torch.searchsorted(self.times, t, right=False).clamp(1, self.times.numel() - 1)
+        i0 = i1 - 1
+        t0, t1 = self.times[i0], self.times[i1]
+        s = ((t - t0) / (t1 - t0)).clamp(0.0, 1.0)
+        m0, m1 = self.object_to_world[i0], self.object_to_world[i1]
+        q = _slerp(_matrix_to_quaternion(m0[:, :3, :3]), _matrix_to_quaternion(m1[:, :3, :3]), s)
+        out = torch.zeros(t.numel(), 4, 4, dtype=torch.float64)
+        out[:, :3, :3] = _quaternion_to_matrix(q)
+        out[:, :3, 3] = (1 - s)[:, None] * m0[:, :3, 3] + s[:, None] * m1[:, :3, 3]
+        out[:, 3, 3] = 1.0
+        # exact pose times keep their matrix untouched (no round trip through quaternions)
+        exact0 = (t - t0).abs() <= TIME_TOLERANCE_S
+        exact1 = (t - t1).abs() <= TIME_TOLERANCE_S
+        out[exact0] = m0[exact0]
+        out[exact1 & ~exact0] = m1[exact1 & ~exact0]
+        return out
+
+
+def tracks_from_objects(objects: Sequence[Mapping[str, Any]], source: str | Path | None = None) -> list[ObjectTrack]:
+    """Parse the ``objects`` list of ``transforms.json`` into ``ObjectTrack``s (see ``ObjectTrack.from_json``)."""
+    if not isinstance(objects, Sequence) or isinstance(objects, (str, bytes)):
+        message = "objects must be a list of object tracks"
+        raise DataFormatError(source, message) if source is not None else InputError(message)
+    return [ObjectTrack.from_json(obj, where=f"objects[{i}]", source=source) for i, obj in enumerate(objects)]
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Box membership
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _to_object_frame(points: Tensor, object_to_world: Tensor) -> Tensor:
+    """``points [N, 3]`` world -> object frame with the inverse of ``object_to_world [4, 4]``."""
+    world_to_object = torch.linalg.inv(object_to_world)
+    return points @ world_to_object[:3, :3].T + world_to_object[:3, 3]
+
+
+def _box_depth(points: Tensor, object_to_world: Tensor, size: Tensor, margin: float) -> Tensor:
+    """``max_k |p_k| / (size_k / 2 + margin)`` in the object frame, ``[N]``: <= 1 inside the (grown) box."""
+    local = _to_object_frame(points, object_to_world)
+    half = size.to(points) / 2 + margin
+    return (local.abs() / half).amax(-1)
+
+
+def points_in_box(points: ArrayLike, object_to_world: ArrayLike, size: ArrayLike, margin: float = 0.0) -> Tensor:
+    """Which points lie in an oriented box (boundary included).
+
+    Args:
+        points: ``[N, 3]`` world positions, metres.
+        object_to_world: ``[4, 4]`` the box's object-to-world transform (origin at the box centre).
+        size: ``[3]`` metres, box length/width/height along the object's x/y/z.
+        margin: metres added on every side of the box (may be negative, not below half the smallest side).
+
+    Returns:
+        ``[N]`` bool.
+    """
+    pts = _float_tensor(points, "points", "[N, 3]", 2, 3)
+    mat = _float_tensor(object_to_world, "object_to_world", "[4, 4]", 2, 4).to(pts.device)
+    if mat.shape[0] != 4:
+        raise InputError(f"object_to_world must have shape [4, 4], got {list(mat.shape)}")
+    sz = _float_tensor(size, "size", "[3]", 1, 3).to(pts.device)
+    if bool((sz / 2 + margin <= 0).any()):
+        raise InputError("size must be [3] positive metres, and margin not below -size/2")
+    return _box_depth(pts, mat, sz, margin) <= 1.0
+
+
+def _check_tracks(tracks: Sequence[ObjectTrack]) -> list[ObjectTrack]:
+    if not isinstance(tracks, Sequence) or not all(isinstance(t, ObjectTrack) for t in tracks):
+        raise InputError("tracks must be a list of ObjectTrack (see tracks_from_objects)")
+    return list(tracks)
+
+
+def assign_to_objects(
+    canonical_means: ArrayLike,
+    tracks: Sequence[ObjectTrack],
+    time: float,
+    dynamic_only: bool = True,
+    margin: float = 0.0,
+) -> Tensor:
+    """Ground-truth instance of each Gaussian, by box membership at ``time``.
+
+    A Gaussian lying in several boxes goes to the one it is deepest inside (smallest
+    ``max_k |p_k| / (size_k / 2 + margin)`` in that object's frame).
+
+    Args:
+        canonical_means: ``[N, 3]`` Gaussian centres, metres (world at ``time``).
+        tracks: ground-truth tracks.
+        time: seconds; the boxes are placed at their pose at this time.
+        dynamic_only: only moving objects' boxes (the benchmark's grouping and motion metrics); False for all.
+        margin: metres added on every side of every box.
+
+    Returns:
+        ``[N]`` int64 object ids, -1 where a Gaussian is in no box.
+    """
+    means = _float_tensor(canonical_means, "canonical_means", "[N, 3]", 2, 3)
+    ids = torch.full((means.shape[0],), -1, dtype=torch.int64, device=means.device)
+    best = torch.full((means.shape[0],), math.inf, dtype=torch.float64, device=means.device)
+    for track in _check_tracks(tracks):
+        if dynamic_only and not track.dynamic:
+            continue
+        depth = _box_depth(means, track.pose_at(time)[0].to(means.device), track.size, margin)
+        take = (depth <= 1.0) & (depth < best)
+        ids[take] = track.id
+        best[take] = depth[take]
+    return ids
+
+
+def static_structure_mask(
+    canonical_means: ArrayLike, tracks: Sequence[ObjectTrack], time: float, margin: float = 0.0
+) -> Tensor:
+    """Gaussians of static structure: those in no moving object's box at ``time``.
+
+    Static classes (road, buildings, vegetation, parked cars with ``dynamic`` false) have no motion, so everything
+    outside the moving objects' boxes should stay put. ``margin`` (metres) grows the moving boxes, to keep Gaussians
+    just outside a moving object (shadows, loose floaters) out of the static set.
+
+    Args:
+        canonical_means: ``[N, 3]`` Gaussian centres, metres (world at ``time``).
+        tracks: ground-truth tracks.
+        time: seconds.
+        margin: metres added on every side of every moving box.
+
+    Returns:
+        ``[N]`` bool, True for static structure.
+    """
+    return assign_to_objects(canonical_means, tracks, time, dynamic_only=True, margin=margin) < 0
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Metrics
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MotionError:
+    """A motion metric with its per-object breakdown."""
+
+    value: float
+    """Metres: the mean over every (Gaussian or pair, time) sample. NaN when ``count`` is 0 (see ``reason``)."""
+    count: int
+    """How many Gaussians (trajectory error) or pairs (rigidity error) were used."""
+    per_object: dict[int, float]
+    """Object id -> mean error of that object's samples, metres."""
+    per_object_count: dict[int, int]
+    """Object id -> Gaussians (or pairs) of that object used."""
+    reason: str = ""
+    """Why ``value`` is NaN; empty when it is defined."""
+
+
+def _times_tensor(times: Any, num: int) -> Tensor:
+    t = _float_tensor(times, "times", "[T]", 1)
+    if t.shape[0] != num:
+        raise InputError(f"times must have shape [T] with T = {num} (deformed_means' first dimension)")
+    return t.cpu()
+
+
+def trajectory_error(
+    canonical_means: ArrayLike,
+    deformed_means: ArrayLike,
+    times: ArrayLike | Sequence[float],
+    tracks: Sequence[ObjectTrack],
+    canonical_time: float | None = None,
+) -> MotionError:
+    """Mean distance between deformed Gaussians of moving objects and where the objects' rigid motion puts them.
+
+    Each Gaussian whose canonical centre ``x`` lies in a moving object's box at ``canonical_time`` (see
+    ``assign_to_objects``) should be at ``P(t) = T_obj(t) @ inv(T_obj(t_c)) @ x``; the error is
+    ``|deformed_means[t] - P(t)|``, averaged over those Gaussians and all ``T`` times (the canonical time included).
+
+    Args:
+        canonical_means: ``[N, 3]`` canonical centres, metres.
+        deformed_means: ``[T, N, 3]`` deformed centres at ``times``, metres.
+        times: ``[T]`` seconds (track time).
+        tracks: ground-truth tracks; only ``dynamic`` ones are used.
+        canonical_time: seconds at which the canonical space equals the world; default ``times[0]``.
+
+    Returns:
+        ``MotionError`` in metres; ``count`` is the number of Gaussians used. When no Gaussian lies in a moving box
+        the value is NaN with a reason.
+    """
+    canonical, deformed = _check_means(canonical_means, deformed_means)
+    t = _times_tensor(times, deformed.shape[0])
+    t_c = float(t[0]) if canonical_time is None else float(canonical_time)
+    ids = assign_to_objects(canonical, tracks, t_c, dynamic_only=True)
+    per_object: dict[int, float] = {}
+    per_count: dict[int, int] = {}
+    total, n_samples = 0.0, 0
+    for track in _check_tracks(tracks):
+        sel = ids == track.id
+        if not track.dynamic or not bool(sel.any()):
+            continue
+        poses = track.pose_at(t).to(canonical.device)  # [T, 4, 4]
+        rel = poses @ torch.linalg.inv(track.pose_at(t_c)[0].to(canonical.device))  # [T, 4, 4]
+        x = canonical[sel]  # [M, 3]
+        target = torch.einsum("tij,mj->tmi", rel[:, :3, :3], x) + rel[:, None, :3, 3]  # [T, M, 3]
+        err = (deformed[:, sel] - target).norm(dim=-1)  # [T, M]
+        per_object[track.id] = float(err.mean())
+        per_count[track.id] = int(sel.sum())
+        total += float(err.sum())
+        n_samples += err.numel()
+    if n_samples == 0:
+        return MotionError(math.nan, 0, {}, {}, reason="no Gaussian lies in a moving object's box at canonical_time")
+    return MotionError(total / n_samples, sum(per_count.values()), per_object, per_count)
+
+
+def static_drift(
+    canonical_means: ArrayLike,
+    deformed_means: ArrayLike,
+    static_mask: ArrayLike,
+    reference: Literal["canonical", "first"] = "canonical",
+) -> float:
+    """Mean displacement of static-structure Gaussians over time, metres (should be ~0).
+
+    ``mean over t and static i of |deformed_means[t, i] - ref_i|`` where ``ref_i`` is the canonical centre
+    (``reference="canonical"``, the benchmark's definition: a static Gaussian should sit at its canonical centre at
+    every time) or its deformed centre at the first time (``reference="first"``, insensitive to a constant offset
+    between canonical space and the first frame).
+
+    Args:
+        canonical_means: ``[N, 3]`` canonical centres, metres.
+        deformed_means: ``[T, N, 3]`` deformed centres, metres.
+        static_mask: ``[N]`` bool, True for static structure (see ``static_structure_mask``).
+        reference: ``"canonical"`` or ``"first"``.
+
+    Returns:
+        Metres; NaN when ``static_mask`` selects no Gaussian.
+    """
+    canonical, deformed = _check_means(canonical_means, deformed_means)
+    mask = _as_tensor(static_mask, "static_mask", "[N] bool")
+    if mask.dtype != torch.bool or tuple(mask.shape) != (canonical.shape[0],):
+        raise InputError(f"static_mask must be a bool tensor of shape [N] = [{canonical.shape[0]}]")
+    if reference not in ("canonical", "first"):
+        raise InputError(f"reference must be 'canonical' or 'first', got {reference!r}")
+    mask = mask.to(canonical.device)
+    if not bool(mask.any()):
+        return math.nan
+    ref = canonical[mask] if reference == "canonical" else deformed[0, mask]
+    return float((deformed[:, mask] - ref[None]).norm(dim=-1).mean())
+
+
+def _sample_pairs(n: int, max_pairs: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """All ``n (n - 1) / 2`` pairs when there are at most ``max_pairs``, else ``max_pairs`` random pairs (i != j)."""
+    if n * (n - 1) // 2 <= max_pairs:
+        ii, jj = torch.triu_indices(n, n, offset=1)
+        return ii, jj
+    i = torch.randint(0, n, (max_pairs,), generator=generator)
+    j = (i + torch.randint(1, n, (max_pairs,), generator=generator)) % n
+    return i, j
+
+
+def rigidity_error(
+    deformed_means: ArrayLike,
+    object_ids: ArrayLike,
+    max_pairs: int = 10_000,
+    seed: int = 0,
+    reference_index: int = 0,
+) -> MotionError:
+    """Mean absolute change of pairwise distances within each object, relative to the reference time.
+
+    For each object id >= 0 with at least two Gaussians, pairs ``(i, j)`` are taken (all of them when there are at
+    most ``max_pairs``, else ``max_pairs`` pairs drawn uniformly with a CPU generator seeded with ``seed``);
+    the error is ``| |x_i(t) - x_j(t)| - |x_i(t_ref) - x_j(t_ref)| |`` averaged over the pairs of all objects and
+    the ``T - 1`` times other than ``reference_index`` (every sampled pair weighs the same).
+
+    Args:
+        deformed_means: ``[T, N, 3]`` deformed centres, metres.
+        object_ids: ``[N]`` int object ids, -1 for none (e.g. from ``assign_to_objects``).
+        max_pairs: most pairs per object.
+        seed: seed of the pair sampler.
+        reference_index: index into ``T`` of the reference time.
+
+    Returns:
+        ``MotionError`` in metres; ``count`` is the number of pairs. NaN with a reason when ``T < 2`` or no object
+        has two Gaussians.
+    """
+    deformed = _float_tensor(deformed_means, "deformed_means", "[T, N, 3]", 3, 3)
+    ids = _as_tensor(object_ids, "object_ids", "[N] int")
+    if torch.is_floating_point(ids) or ids.dtype == torch.bool or tuple(ids.shape) != (deformed.shape[1],):
+        raise InputError(f"object_ids must be an int tensor of shape [N] = [{deformed.shape[1]}], -1 for none")
+    if max_pairs < 1:
+        raise InputError(f"max_pairs must be a positive int, got {max_pairs}")
+    num_t = deformed.shape[0]
+    if not -num_t <= reference_index < num_t:
+        raise InputError(f"reference_index must index the T = {num_t} times, got {reference_index}")
+    ids = ids.to(device=deformed.device, dtype=torch.int64)
+    if num_t < 2:
+        return MotionError(math.nan, 0, {}, {}, reason="rigidity needs at least two times")
+    others = torch.tensor([k for k in range(num_t) if k != reference_index % num_t], device=deformed.device)
+    generator = torch.Generator().manual_seed(seed)
+    per_object: dict[int, float] = {}
+    per_count: dict[int, int] = {}
+    total, n_samples = 0.0, 0
+    for obj in torch.unique(ids).tolist():
+        if obj < 0:
+            continue
+        members = torch.nonzero(ids == obj).squeeze(1)
+        if members.numel() < 2:
+            continue
+        i, j = _sample_pairs(members.numel(), max_pairs, generator)
+        pts = deformed[:, members]  # [T, M, 3]
+        dist = (pts[:, i.to(pts.device)] - pts[:, j.to(pts.device)]).norm(dim=-1)  # [T, P]
+        change = (dist[others] - dist[reference_index][None]).abs()  # [T - 1, P]
+        per_object[obj] = float(change.mean())
+        per_count[obj] = int(i.numel())
+        total += float(change.sum())
+        n_samples += change.numel()
+    if n_samples == 0:
+        return MotionError(math.nan, 0, {}, {}, reason="no object has two or more Gaussians")
+    return MotionError(total / n_samples, sum(per_count.values()), per_object, per_count)
