@@ -192,7 +192,7 @@ def init_gaussians(
         means = centre + (2 * torch.rand(n, 3, generator=generator) - 1) * half
         rgb = None
     else:
-        means = points.detach().cpu().float()
+        means = points.detach().cpu().float().clone()  # never train in place the caller's points
         rgb = None if colors is None else colors.detach().cpu()
         if means.shape[0] > config.max_points:
             keep = torch.randperm(means.shape[0], generator=generator)[: config.max_points]

@@ -247,7 +247,8 @@ std::vector<torch::Tensor> rasterize_bwd_cpu(const torch::Tensor &means2d, const
         std::vector<float> &bgb = bg_bufs[tid];
         std::vector<Splat> splats;
         std::vector<float> behind(D);
-#pragma omp for schedule(dynamic, 1)
+// Static round-robin tiles: each thread always gets the same tiles, so the sums are reproducible.
+#pragma omp for schedule(static, 1)
         for (int64_t t = 0; t < grid.n_tiles(); ++t) {
             const int64_t cam = t / (grid.tile_w * grid.tile_h);
             const int64_t ty = (t / grid.tile_w) % grid.tile_h, tx = t % grid.tile_w;

@@ -1,0 +1,221 @@
+"""A thin nerfstudio Model around the core dynamic scene (:class:`semdyn.scene.dynamic.DynamicScene`).
+
+Everything that defines the model (initialisation, deformation, sky, rendering, densification, loss weights) is the
+core's :class:`DynamicSceneConfig`, nested as one field. This module only translates:
+
+- a nerfstudio ``Cameras`` (OpenGL camera-to-world [1, 3, 4], fx/fy/cx/cy, ``times`` [1, 1]) into the core's
+  arguments (OpenCV world-to-camera [1, 4, 4], K [1, 3, 3], width, height, t);
+- the core's outputs ([1, H, W, C]) into nerfstudio's ([H, W, C]) and back for the loss;
+- nerfstudio's per-group optimizers and training callbacks into the core's gsplat strategy helpers.
+
+Time flows from the viewer's Time slider into ``camera.times`` (nerfstudio's viewer writes it into the camera it
+renders, because the dataparser sets ``includes_time``), and from there into ``DynamicScene.forward(..., t)``,
+which deforms the canonical Gaussians to that time before rasterising. The model holds no time state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from nerfstudio.cameras.cameras import Cameras
+from nerfstudio.data.scene_box import OrientedBox
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackAttributes, TrainingCallbackLocation
+from nerfstudio.engine.optimizers import Optimizers
+from nerfstudio.models.base_model import Model, ModelConfig
+from nerfstudio.utils import colormaps
+from torch import Tensor, nn
+
+from semdyn.errors import InputError
+from semdyn.eval import image as image_metrics
+from semdyn.scene.dynamic import DynamicScene, DynamicSceneConfig
+from semdyn.scene.strategy import densify_pre_backward, densify_step, make_strategy
+
+IMAGE_OUTPUTS = ("rgb", "depth", "accumulation")
+"""The outputs the viewer, ns-render and evaluation get: [H, W, 3], [H, W, 1], [H, W, 1]."""
+
+
+def viewmat_from_camera_to_world(camera_to_worlds: Tensor) -> Tensor:
+    """OpenCV world-to-camera matrices from nerfstudio's OpenGL camera-to-world ones.
+
+    Args:
+        camera_to_worlds: [C, 3, 4] (x right, y up, z backwards).
+
+    Returns:
+        [C, 4, 4] world-to-camera (x right, y down, z forwards), as the core's ``viewmats``.
+    """
+    c2w = camera_to_worlds
+    bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=c2w.dtype, device=c2w.device).expand(c2w.shape[0], 1, 4)
+    flip = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=c2w.dtype, device=c2w.device))
+    return torch.linalg.inv(torch.cat([c2w, bottom], dim=1) @ flip)
+
+
+def camera_arguments(camera: Cameras) -> tuple[Tensor, Tensor, int, int, float]:
+    """The core's ``(viewmats [1, 4, 4], Ks [1, 3, 3], width, height, t)`` of one nerfstudio camera.
+
+    Width, height and intrinsics are read as the camera holds them now, so a camera already rescaled (by the
+    datamanager's ``camera_res_scale_factor`` or the viewer's render resolution) renders at that size.
+    ``t`` is ``camera.times`` (normalised [0, 1]; the viewer's Time slider), 0 when the camera has no time.
+    """
+    if camera.camera_to_worlds.numel() != 12:
+        raise InputError(f"SemdynModel renders one camera at a time, got cameras of shape {tuple(camera.shape)}")
+    viewmats = viewmat_from_camera_to_world(camera.camera_to_worlds.reshape(1, 3, 4))
+    Ks = camera.get_intrinsics_matrices().reshape(1, 3, 3).to(viewmats)
+    t = 0.0 if camera.times is None else float(camera.times.reshape(-1)[0])
+    return viewmats, Ks, int(camera.width.reshape(-1)[0]), int(camera.height.reshape(-1)[0]), t
+
+
+@dataclass
+class SemdynModelConfig(ModelConfig):
+    """semdyn: canonical 3D Gaussians deformed over time by a field, over a learned sky (the core DynamicScene)."""
+
+    _target: type = field(default_factory=lambda: SemdynModel)
+    """Target class to instantiate."""
+    scene: DynamicSceneConfig = field(default_factory=DynamicSceneConfig)
+    """The core model: init, deformation, sky, render, densify and loss weights. Its lrs/deform_lr are read when a
+    method config builds its optimizers (semdyn.method_config); change rates later with --optimizers.<group>."""
+    seed: int = 0
+    """Seeds the initial Gaussians (subsampling, random points, colours and rotations)."""
+    aabb_from_points: bool = True
+    """Box of the deformation field (and of random Gaussians) from the 0.1-99.9 % quantiles of the seed points, as
+    the core trainer does; False, or no points: the dataparser's scene box."""
+    enable_collider: bool = False
+    """Unused: the ray collider of ray-marching models."""
+
+
+class SemdynModel(Model):
+    """nerfstudio Model delegating rendering, losses and densification to :class:`DynamicScene`."""
+
+    config: SemdynModelConfig
+    scene: DynamicScene
+
+    def populate_modules(self) -> None:
+        """Build the core scene from ``metadata["points3D_xyz"/"points3D_rgb"]`` (random Gaussians when absent),
+        on the CPU: nerfstudio moves the model (parameters and buffers) with ``.to(device)`` afterwards."""
+        super().populate_modules()
+        metadata = self.kwargs.get("metadata") or {}
+        points, colors = metadata.get("points3D_xyz"), metadata.get("points3D_rgb")
+        generator = torch.Generator().manual_seed(self.config.seed)
+        aabb = self.scene_aabb(points)
+        self.scene = DynamicScene(self.config.scene, points, colors, aabb, "cpu", generator)
+        # Normalised world (the dataparser scales the cameras to about [-1, 1]): scene scale 1, as splatfacto.
+        self.strategy, self.strategy_state = make_strategy(self.config.scene.densify, scene_scale=1.0)
+        self.step = 0
+        self._optimizers: dict[str, torch.optim.Optimizer] = {}
+        self._meta: dict[str, Any] | None = None
+
+    def scene_aabb(self, points: Tensor | None) -> Tensor:
+        """[2, 3] box of the deformation field and random initialisation (normalised units)."""
+        if points is None or len(points) == 0 or not self.config.aabb_from_points:
+            return self.scene_box.aabb.float()
+        sample = points[:: max(1, len(points) // 100_000)].float()
+        return torch.quantile(sample, torch.tensor([0.001, 0.999]), dim=0)
+
+    @property
+    def num_gaussians(self) -> int:
+        return self.scene.num_gaussians
+
+    # ------------------------------------------------------------------ rendering
+    def get_outputs(self, camera: Cameras) -> dict[str, Any]:  # type: ignore[override]
+        """Render one camera at ``camera.times``: rgb [H, W, 3], depth [H, W, 1], accumulation [H, W, 1], and the
+        core's raw outputs under ``"scene"`` (batched [1, ...], with ``meta`` for the densification strategy)."""
+        viewmats, Ks, width, height, t = camera_arguments(camera)
+        out = self.scene(viewmats.to(self.device), Ks.to(self.device), width, height, t, step=self._sh_step())
+        if self.training:
+            self._meta = out["meta"]
+            densify_pre_backward(self.strategy, self.scene.params, self._optimizers, self.strategy_state,
+                                 self.step, out["meta"])  # fmt: skip
+        return {key: out[key][0] for key in IMAGE_OUTPUTS} | {"scene": out}
+
+    def _sh_step(self) -> int | None:
+        """Training raises the SH degree with the step; evaluation and the viewer render every band."""
+        return self.step if self.training else None
+
+    @torch.no_grad()
+    def get_outputs_for_camera(self, camera: Cameras, obb_box: OrientedBox | None = None) -> dict[str, Tensor]:
+        """What the viewer, ns-render and evaluation call: the image outputs at ``camera.times``.
+        The viewer's crop box (``obb_box``) is not applied."""
+        outputs = self.get_outputs(camera.to(self.device))
+        return {key: outputs[key] for key in IMAGE_OUTPUTS}
+
+    # ------------------------------------------------------------------ losses and metrics
+    def gt_rgb(self, batch: Mapping[str, Any]) -> Tensor:
+        """[H, W, 3] ground truth in [0, 1] on the model's device (uint8 scaled; RGBA composited over black, the
+        Gaussians' canvas)."""
+        image = batch["image"].to(self.device)
+        image = image.float() / 255.0 if image.dtype == torch.uint8 else image.float()
+        return image[..., :3] * image[..., 3:4] if image.shape[-1] == 4 else image
+
+    def get_loss_dict(
+        self, outputs: dict[str, Any], batch: dict[str, Any], metrics_dict: dict[str, Any] | None = None
+    ) -> dict[str, Tensor]:
+        """The core's weighted, named terms (rgb, opacity, scale_ratio, plane_tv, time_smoothness, time_l1).
+
+        The LiDAR depth term is not computed: nerfstudio's full-image datamanager yields no sparse depth, so
+        ``scene.losses.depth`` has no effect here (the core trainer uses it).
+        """
+        return self.scene.loss_dict(outputs["scene"], self.gt_rgb(batch)[None], None)
+
+    def get_metrics_dict(self, outputs: dict[str, Any], batch: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "psnr": image_metrics.psnr(outputs["rgb"].detach(), self.gt_rgb(batch)),
+            "gaussian_count": self.num_gaussians,
+        }
+
+    def get_image_metrics_and_images(
+        self, outputs: dict[str, Tensor], batch: dict[str, Tensor]
+    ) -> tuple[dict[str, float], dict[str, Tensor]]:
+        """PSNR, SSIM (as nerfstudio computes them) and LPIPS when its AlexNet weights are on disk (never
+        downloaded; :func:`semdyn.eval.image.get_lpips_metric` logs once when they are missing)."""
+        gt, pred = self.gt_rgb(batch), outputs["rgb"].clamp(0.0, 1.0)
+        metrics = {"psnr": float(image_metrics.psnr(pred, gt)), "ssim": float(image_metrics.ssim(pred, gt))}
+        lpips = image_metrics.get_lpips_metric(device=self.device)
+        if lpips.available:
+            metrics["lpips"] = float(lpips(pred, gt))  # type: ignore[arg-type]
+        depth = colormaps.apply_depth_colormap(outputs["depth"], accumulation=outputs["accumulation"])
+        return metrics, {"img": torch.cat([gt, pred], dim=1), "depth": depth}
+
+    # ------------------------------------------------------------------ optimisation
+    def get_param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """One group per Gaussian attribute (means, quats, scales, opacities, sh0, shN), as gsplat's strategies
+        need, plus the core's deform_grid, deform_mlp and sky (when present)."""
+        return {key: [p] for key, p in self.scene.params.items()} | self.scene.optimizer_groups()
+
+    def get_training_callbacks(
+        self, training_callback_attributes: TrainingCallbackAttributes
+    ) -> list[TrainingCallback]:
+        before = TrainingCallbackLocation.BEFORE_TRAIN_ITERATION
+        after = TrainingCallbackLocation.AFTER_TRAIN_ITERATION
+        return [
+            TrainingCallback([before], self._before_step, args=[training_callback_attributes.optimizers]),
+            TrainingCallback([after], self._after_step),
+        ]
+
+    def _before_step(self, optimizers: Optimizers, step: int) -> None:
+        """Record the step (SH degree, strategy schedule) and the Gaussians' optimizers for the strategy."""
+        self.step = step
+        self._optimizers = {key: optimizers.optimizers[key] for key in self.scene.params}
+
+    def _after_step(self, step: int) -> None:
+        """Densify after the optimizers stepped, as the core trainer (MCMC scales its noise by the means lr)."""
+        if self._meta is None:
+            return
+        lr = self._optimizers["means"].param_groups[0]["lr"]
+        densify_step(self.strategy, self.scene.params, self._optimizers, self.strategy_state, step, self._meta, lr=lr)
+        self._meta = None
+
+    # ------------------------------------------------------------------ checkpoints
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
+        """Resize the Gaussians to the checkpoint's count (densification changes it) before loading. The resize
+        is in place, so optimizers built before loading (``ns-train --load-dir``) keep pointing at them."""
+        prefix = "scene.params."
+        for key, p in self.scene.params.items():
+            saved = state_dict.get(prefix + key)
+            if saved is not None and saved.shape != p.shape:
+                p.data = p.data.new_zeros(saved.shape)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def update_to_step(self, step: int) -> None:
+        self.step = step

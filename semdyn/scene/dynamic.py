@@ -1,0 +1,195 @@
+"""The dynamic scene: canonical Gaussians, a deformation field and a sky, rendered at a time t.
+
+This is the core that both the plain trainer (:mod:`semdyn.train`) and the nerfstudio Model wrap. It
+knows nothing of datasets or nerfstudio: cameras are OpenCV world-to-camera matrices and intrinsics,
+time is the normalised sequence time in [0, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from semdyn import losses
+from semdyn.deform import HexPlaneConfig, MLPDeformConfig, apply_deformation, make_deformation
+from semdyn.deform.field import DeformationField
+from semdyn.render import RenderConfig, render
+from semdyn.scene.gaussians import GaussianInitConfig, LearningRates, init_gaussians
+from semdyn.scene.sky import SkyConfig, SkyModel, composite_sky
+from semdyn.scene.strategy import DensifyConfig
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the named loss terms (0 switches a term off)."""
+
+    ssim_lambda: float = 0.2
+    """rgb = (1 - ssim_lambda) * L1 + ssim_lambda * D-SSIM, as 3DGS."""
+    depth: float = 0.0
+    """L1 between the rendered depth and the LiDAR points of the frame's time (scene units)."""
+    opacity: float = 0.0
+    """Mean opacity, which pushes unneeded Gaussians to transparency."""
+    scale_ratio: float = 0.0
+    """Penalty on Gaussians whose largest/smallest scale ratio exceeds 10 (splatfacto's scale regularisation)."""
+    plane_tv: float = 2e-4
+    """Total variation of the HexPlane's spatial planes (4DGaussians' weight)."""
+    time_smoothness: float = 1e-3
+    """Second-order smoothness of the HexPlane's time planes along time."""
+    time_l1: float = 1e-4
+    """L1 of the HexPlane's time planes away from 1 (a static prior)."""
+
+
+@dataclass
+class DynamicSceneConfig:
+    """Everything that defines the model (not the data, not the schedule)."""
+
+    init: GaussianInitConfig = field(default_factory=GaussianInitConfig)
+    """Initial Gaussians."""
+    deformation: HexPlaneConfig | MLPDeformConfig | None = field(default_factory=HexPlaneConfig)
+    """The deformation field; None gives a static model (the baseline)."""
+    sky: SkyConfig | None = field(default_factory=SkyConfig)
+    """The learned sky behind the Gaussians; None renders over black."""
+    render: RenderConfig = field(default_factory=RenderConfig)
+    """Rasterisation options."""
+    densify: DensifyConfig = field(default_factory=DensifyConfig)
+    """gsplat densification strategy."""
+    lrs: LearningRates = field(default_factory=LearningRates)
+    """Learning rates of the Gaussian attributes."""
+    deform_lr: float = 1.6e-3
+    """Adam learning rate of the deformation field's grids (4DGaussians' rate); its MLPs get a tenth of it."""
+    sh_degree_interval: int = 1000
+    """Raise the rendered SH degree by one every this many steps, up to init.sh_degree."""
+    losses: LossWeights = field(default_factory=LossWeights)
+    """Loss weights."""
+
+
+class DynamicScene(nn.Module):
+    """Canonical Gaussians + deformation + sky. Parameters live in ``self.params`` (a ParameterDict)."""
+
+    def __init__(
+        self,
+        config: DynamicSceneConfig,
+        points: Tensor | None,
+        colors: Tensor | None,
+        aabb: Tensor,
+        device: torch.device | str = "cpu",
+        generator: torch.Generator | None = None,
+    ) -> None:
+        """Args: points [P, 3] and colors [P, 3] (uint8) of the initial cloud or None; aabb [2, 3] (scene units)."""
+        super().__init__()
+        self.config = config
+        self.params = init_gaussians(points, colors, aabb, config.init, device=device, generator=generator)
+        self.deform: DeformationField | None = None
+        if config.deformation is not None:
+            self.deform = make_deformation(config.deformation, aabb.to(device))
+        self.sky = SkyModel(config.sky, device=device) if config.sky is not None else None
+        self.deform_mask: Tensor | None = None
+        """[N] bool: Gaussians the deformation field moves (None: all). Set from semantic labels."""
+
+    @property
+    def num_gaussians(self) -> int:
+        return int(self.params["means"].shape[0])
+
+    def sh_degree_at(self, step: int) -> int:
+        return min(step // max(self.config.sh_degree_interval, 1), self.config.init.sh_degree)
+
+    def gaussians_at(self, t: float) -> dict[str, Tensor]:
+        """The rasteriser's inputs at normalised time t: means [N, 3], quats [N, 4], scales [N, 3] (not log),
+        opacities [N], colors [N, K, 3]; plus the raw deformation deltas when a field is present."""
+        p = self.params
+        means, quats, log_scales = p["means"], p["quats"], p["scales"]
+        out: dict[str, Tensor] = {}
+        if self.deform is not None:
+            mask = self.deform_mask if self.deform_mask is not None and len(self.deform_mask) == len(means) else None
+            d = self.deform(means, t, mask=mask)
+            means, quats, log_scales = apply_deformation(means, quats, log_scales, d)
+            out.update(dx=d.dx, dr=d.dr, ds=d.ds)
+        out.update(
+            means=means,
+            quats=F.normalize(quats, dim=-1),
+            scales=torch.exp(log_scales),
+            opacities=torch.sigmoid(p["opacities"]),
+            colors=torch.cat([p["sh0"], p["shN"]], dim=1),
+        )
+        return out
+
+    def forward(
+        self, viewmats: Tensor, Ks: Tensor, width: int, height: int, t: float, step: int | None = None, topk: int = 0
+    ) -> dict[str, Any]:
+        """Render C cameras at time t.
+
+        Args:
+            viewmats: [C, 4, 4] world-to-camera (OpenCV). Ks: [C, 3, 3]. t: normalised time in [0, 1].
+            step: training step (sets the SH degree; None = all bands).
+
+        Returns:
+            rgb [C, H, W, 3] (sky composited), depth [C, H, W, 1] (scene units), accumulation [C, H, W, 1],
+            meta (for the densification strategy), gaussians (the deformed inputs), and topk ids/weights when asked.
+        """
+        g = self.gaussians_at(t)
+        sh_degree = self.config.init.sh_degree if step is None else self.sh_degree_at(step)
+        out = render(
+            g["means"],
+            g["quats"],
+            g["scales"],
+            g["opacities"],
+            g["colors"],
+            viewmats,
+            Ks,
+            width,
+            height,
+            sh_degree=sh_degree,
+            topk=topk,
+            config=self.config.render,
+        )
+        rgb = out.image
+        if self.sky is not None:
+            rgb = composite_sky(rgb, out.alpha, self.sky.render(viewmats, Ks, width, height))
+        result: dict[str, Any] = dict(
+            rgb=rgb.clamp(0.0, 1.0), depth=out.depth, accumulation=out.alpha, meta=out.meta, gaussians=g
+        )
+        if topk:
+            result.update(topk_ids=out.topk_ids, topk_weights=out.topk_weights)
+        return result
+
+    def loss_dict(
+        self, outputs: dict[str, Any], gt_rgb: Tensor, sparse_depth: Tensor | None = None
+    ) -> dict[str, Tensor]:
+        """Weighted, named loss terms. gt_rgb: [C, H, W, 3] in [0, 1]; sparse_depth: [C, H, W] or None."""
+        w = self.config.losses
+        pred = outputs["rgb"]
+        terms = {
+            "rgb": (1 - w.ssim_lambda) * losses.l1_loss(pred, gt_rgb) + w.ssim_lambda * losses.dssim_loss(pred, gt_rgb)
+        }
+        g = outputs["gaussians"]
+        if w.depth > 0 and sparse_depth is not None:
+            terms["depth"] = w.depth * losses.depth_loss(outputs["depth"], sparse_depth, outputs["accumulation"])
+        if w.opacity > 0:
+            terms["opacity"] = w.opacity * losses.opacity_loss(g["opacities"])
+        if w.scale_ratio > 0:
+            terms["scale_ratio"] = w.scale_ratio * losses.scale_ratio_loss(g["scales"])
+        if self.deform is not None:
+            for name, value in self.deform.regularization().items():
+                weight = getattr(w, name, 0.0)
+                if weight > 0:
+                    terms[name] = weight * value
+        return terms
+
+    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Non-Gaussian parameters by optimiser (the Gaussians have one optimiser per attribute)."""
+        groups: dict[str, list[nn.Parameter]] = {}
+        if self.deform is not None:
+            groups.update(self.deform.param_groups())
+        if self.sky is not None:
+            groups["sky"] = list(self.sky.parameters())
+        return groups
+
+    def resize_params_to(self, shapes: dict[str, torch.Size]) -> None:
+        """Recreate the Gaussian parameters with the given shapes (before loading a checkpoint's state)."""
+        device = self.params["means"].device
+        for key, shape in shapes.items():
+            self.params[key] = nn.Parameter(torch.zeros(shape, device=device))

@@ -1,0 +1,276 @@
+"""The plain training loop (no nerfstudio): one image per step, gsplat densification, atomic checkpoints.
+
+The image for step s is fixed by the seed (a fresh permutation of the training frames per epoch), so a
+run resumed from a checkpoint continues exactly as the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from semdyn.errors import InputError, SemdynError
+from semdyn.scene.dynamic import DynamicScene, DynamicSceneConfig
+from semdyn.scene.gaussians import PARAM_KEYS, make_optimizers, means_lr_scheduler
+from semdyn.scene.strategy import densify_pre_backward, densify_step, make_strategy
+from semdyn.synth import SynthConfig, ensure_scene
+from semdyn.train.data import SceneData, load_scene
+
+log = logging.getLogger("semdyn")
+
+
+class TrainingDivergedError(SemdynError, FloatingPointError):
+    """A loss term became NaN or infinite."""
+
+
+@dataclass
+class TrainConfig:
+    """A training run of the core trainer."""
+
+    data: Path | None = None
+    """Sequence folder (transforms.json inside). None: the synthetic default street, generated into the cache
+    ($SEMDYN_CACHE or ~/.cache/semdyn) on first use."""
+    synth: SynthConfig = field(default_factory=SynthConfig)
+    """The synthetic scene used when data is None."""
+    output_dir: Path = Path("outputs")
+    """Runs are written to output_dir/experiment_name."""
+    experiment_name: str = "semdyn"
+    """Name of the run folder."""
+    max_steps: int = 30_000
+    """Training steps (one image each)."""
+    downscale: int = 1
+    """Integer image downscale factor."""
+    seed: int = 0
+    """Seeds the initialisation and the order of training images."""
+    device: str = "auto"
+    """auto (CUDA when available), cpu or cuda."""
+    steps_per_save: int = 1000
+    """Write a checkpoint every this many steps (and at the end)."""
+    keep_checkpoints: int = 2
+    """Keep only the newest this many checkpoints."""
+    log_every: int = 250
+    """Log a line with the losses every this many steps (the progress bar updates every step)."""
+    load_dir: Path | None = None
+    """Resume: a run folder (its newest checkpoint) or a checkpoint file."""
+    model: DynamicSceneConfig = field(default_factory=DynamicSceneConfig)
+    """The model."""
+
+    @property
+    def run_dir(self) -> Path:
+        return self.output_dir / self.experiment_name
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"device {name!r} was asked for but CUDA is not available; use --device cpu")
+    return torch.device(name)
+
+
+def image_order(seed: int, step: int, n: int) -> int:
+    """Which training frame (0..n-1) step ``step`` uses: a seeded permutation per epoch, stateless."""
+    epoch, k = divmod(step, n)
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return int(torch.randperm(n, generator=g)[k])
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def latest_checkpoint(path: Path) -> Path:
+    """The checkpoint file itself, or the newest ``step-*.pt`` under ``path/checkpoints``."""
+    if path.is_file():
+        return path
+    ckpts = sorted((path / "checkpoints").glob("step-*.pt"))
+    if not ckpts:
+        raise InputError(f"--load-dir {path}: no checkpoint (checkpoints/step-*.pt) found there")
+    return ckpts[-1]
+
+
+class Trainer:
+    """Builds the data, model, optimisers and strategy from a :class:`TrainConfig` and trains."""
+
+    def __init__(self, config: TrainConfig, data: SceneData | None = None) -> None:
+        self.config = config
+        self.device = resolve_device(config.device)
+        if data is None:
+            path = config.data if config.data is not None else ensure_scene(config.synth, show_progress=True)
+            data = load_scene(path, config.downscale)
+        self.data = data
+        if len(data.train_idx) == 0:
+            raise InputError(f"{data.sequence.transforms_path}: no training frames")
+        torch.manual_seed(config.seed)
+        g = torch.Generator().manual_seed(config.seed)
+        self.model = DynamicScene(config.model, data.points, data.point_colors, data.aabb, self.device, g)
+        self.scene_scale = data.scene_scale
+        self.step = 0
+        self.last_checkpoint: Path | None = None
+        self.history: list[dict[str, float]] = []
+        self._build_optimizers()
+
+    def _build_optimizers(self) -> None:
+        cfg = self.config.model
+        self.optimizers = make_optimizers(self.model.params, cfg.lrs, self.scene_scale)
+        self.scheduler = means_lr_scheduler(self.optimizers["means"], cfg.lrs, max(self.config.max_steps, 1))
+        self.extra_optimizers = {}
+        for name, params in self.model.optimizer_groups().items():
+            lr = {"deform_grid": cfg.deform_lr, "deform_mlp": cfg.deform_lr / 10}.get(name)
+            lr = lr if lr is not None else cfg.sky.lr  # type: ignore[union-attr]
+            self.extra_optimizers[name] = torch.optim.Adam(params, lr=lr, eps=1e-15)
+        self.strategy, self.strategy_state = make_strategy(cfg.densify, scene_scale=self.scene_scale)
+
+    # ------------------------------------------------------------------ one step
+    def frame_batch(self, index: int) -> dict[str, Any]:
+        """Camera, time and ground truth of frame ``index`` on the training device (C = 1)."""
+        d, dev = self.data, self.device
+        batch = dict(
+            viewmats=d.viewmats[index : index + 1].to(dev),
+            Ks=d.Ks[index : index + 1].to(dev),
+            t=float(d.times[index]),
+            image=d.images[index : index + 1].to(dev),
+        )
+        batch["depth"] = d.sparse_depth[index : index + 1].to(dev) if d.sparse_depth is not None else None
+        return batch
+
+    def train_step(self) -> dict[str, float]:
+        step = self.step
+        idx = int(self.data.train_idx[image_order(self.config.seed, step, len(self.data.train_idx))])
+        b = self.frame_batch(idx)
+        out = self.model(b["viewmats"], b["Ks"], self.data.width, self.data.height, b["t"], step=step)
+        terms = self.model.loss_dict(out, b["image"], b["depth"])
+        for name, value in terms.items():
+            if not torch.isfinite(value):
+                where = (
+                    f"the last good checkpoint is {self.last_checkpoint}"
+                    if self.last_checkpoint
+                    else "no checkpoint yet"
+                )
+                raise TrainingDivergedError(
+                    f"training diverged at step {step}: loss term '{name}' is {value.item()}; {where}"
+                )
+        loss = sum(terms.values())
+        densify_pre_backward(self.strategy, self.model.params, self.optimizers, self.strategy_state, step, out["meta"])
+        loss.backward()
+        for opt in [*self.optimizers.values(), *self.extra_optimizers.values()]:
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        densify_step(
+            self.strategy,
+            self.model.params,
+            self.optimizers,
+            self.strategy_state,
+            step,
+            out["meta"],
+            lr=self.scheduler.get_last_lr()[0],
+        )
+        self.step += 1
+        record = {k: v.item() for k, v in terms.items()} | {"loss": loss.item(), "gaussians": self.model.num_gaussians}
+        return record
+
+    # ------------------------------------------------------------------ loop
+    def train(self) -> Path:
+        """Train to ``max_steps`` (from the resumed step, if any); returns the final checkpoint."""
+        cfg = self.config
+        cfg.run_dir.mkdir(parents=True, exist_ok=True)
+        (cfg.run_dir / "config.json").write_text(json.dumps(_jsonable(dataclasses.asdict(cfg)), indent=2))
+        t0, start = time.perf_counter(), self.step
+        columns = (
+            TextColumn("[bold]training"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, transient=False) as progress:
+            task = progress.add_task("train", total=cfg.max_steps, completed=self.step, info="")
+            while self.step < cfg.max_steps:
+                record = self.train_step()
+                self.history.append(record | {"step": self.step})
+                info = f"loss {record['loss']:.4f}  {record['gaussians']:,} Gaussians"
+                progress.update(task, info=info)
+                if self.step % cfg.log_every == 0:
+                    rate = (self.step - start) / max(time.perf_counter() - t0, 1e-9)
+                    log.info("step %d/%d  %s  %.1f it/s", self.step, cfg.max_steps, info, rate)
+                progress.update(task, completed=self.step)
+                if self.step % cfg.steps_per_save == 0 or self.step == cfg.max_steps:
+                    self.save()
+        self.train_seconds = time.perf_counter() - t0
+        log.info("trained %d steps in %.1f s", cfg.max_steps, self.train_seconds)
+        return self.last_checkpoint  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "param_shapes": {k: tuple(v.shape) for k, v in self.model.params.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "extra_optimizers": {k: o.state_dict() for k, o in self.extra_optimizers.items()},
+            "scheduler": self.scheduler.state_dict(),
+            "strategy_state": self.strategy_state,
+            "torch_rng": torch.get_rng_state(),
+            "config": _jsonable(dataclasses.asdict(self.config)),
+        }
+
+    def save(self) -> Path:
+        """Write ``checkpoints/step-XXXXXXX.pt`` atomically and keep the newest ``keep_checkpoints``."""
+        folder = self.config.run_dir / "checkpoints"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"step-{self.step:07d}.pt"
+        _atomic_save(self.state_dict(), path)
+        self.last_checkpoint = path
+        for old in sorted(folder.glob("step-*.pt"))[: -self.config.keep_checkpoints]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def load(self, path: Path) -> None:
+        """Restore a checkpoint written by :meth:`save` (the Gaussian count may differ from the initial one)."""
+        ckpt_path = latest_checkpoint(path)
+        try:
+            ckpt = torch.load(ckpt_path, map_location=self.device, weights_only=False)
+        except Exception as err:
+            raise InputError(f"{ckpt_path}: not a readable semdyn checkpoint ({type(err).__name__})") from err
+        self.model.resize_params_to({k: torch.Size(s) for k, s in ckpt["param_shapes"].items()})
+        self.model.load_state_dict(ckpt["model"])
+        self._build_optimizers()
+        for k, opt in self.optimizers.items():
+            opt.load_state_dict(ckpt["optimizers"][k])
+        for k, opt in self.extra_optimizers.items():
+            opt.load_state_dict(ckpt["extra_optimizers"][k])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.strategy_state = ckpt["strategy_state"]
+        torch.set_rng_state(ckpt["torch_rng"].cpu())
+        self.step = int(ckpt["step"])
+        self.last_checkpoint = ckpt_path
+        log.info("resumed from %s at step %d", ckpt_path, self.step)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    return obj
+
+
+__all__ = ["PARAM_KEYS", "TrainConfig", "Trainer", "TrainingDivergedError", "image_order", "latest_checkpoint"]

@@ -1,0 +1,218 @@
+"""The nerfstudio adapter: method configs, parity with the core, viewer time, training and reloading on the CPU."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+pytest.importorskip("nerfstudio")
+pytestmark = pytest.mark.nerfstudio
+
+from nerfstudio.cameras.cameras import Cameras  # noqa: E402
+from nerfstudio.data.datasets.base_dataset import InputDataset  # noqa: E402
+from nerfstudio.engine.trainer import TrainerConfig  # noqa: E402
+
+from semdyn import presets  # noqa: E402
+from semdyn.data.nerfstudio_dataparser import SemdynDataParserConfig  # noqa: E402
+from semdyn.method_config import (  # noqa: E402
+    semdyn_base_method,
+    semdyn_cpu_method,
+    semdyn_method,
+    semdyn_static_method,
+)
+from semdyn.nerfstudio.model import SemdynModel, SemdynModelConfig, viewmat_from_camera_to_world  # noqa: E402
+from semdyn.scene.dynamic import DynamicScene  # noqa: E402
+from semdyn.train.data import load_scene  # noqa: E402
+
+TRAIN_STEPS = 6
+
+
+def with_time(camera: Cameras, t: float | None) -> Cameras:
+    """A copy of a one-camera ``Cameras`` at normalised time t (None: no time), as the viewer builds it."""
+    camera = copy.deepcopy(camera)
+    camera.times = None if t is None else torch.full((*camera.shape, 1), t)
+    return camera
+
+
+def cpu_config(data: Path, output_dir: Path) -> TrainerConfig:
+    """semdyn-cpu on ``data``, a few steps, tensorboard instead of the viewer, densification early."""
+    config = copy.deepcopy(semdyn_cpu_method.config)
+    scene = config.pipeline.model.scene
+    densify = dataclasses.replace(scene.densify, refine_start_iter=2, refine_every=2, refine_stop_iter=100)
+    config.pipeline.model.scene = dataclasses.replace(scene, densify=densify)
+    config.pipeline.datamanager.data = data
+    config.output_dir = output_dir
+    config.max_num_iterations = TRAIN_STEPS
+    config.steps_per_eval_image = config.steps_per_eval_all_images = TRAIN_STEPS - 1
+    config.vis = "tensorboard"
+    return config
+
+
+@pytest.fixture(scope="module")
+def parsed(tiny_scene: Path) -> dict[str, Any]:
+    outputs = SemdynDataParserConfig(data=tiny_scene).setup().get_dataparser_outputs("train")
+    return dict(outputs=outputs, dataset=InputDataset(outputs))
+
+
+def build_model(parsed: dict[str, Any]) -> SemdynModel:
+    outputs = parsed["outputs"]
+    config = copy.deepcopy(semdyn_cpu_method.config.pipeline.model)
+    torch.manual_seed(0)
+    return config.setup(scene_box=outputs.scene_box, num_train_data=len(outputs.image_filenames),
+                        metadata=outputs.metadata)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_scene: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """A few steps of semdyn-cpu through nerfstudio's own trainer; returns (config.yml, trainer)."""
+    config = cpu_config(tiny_scene, tmp_path_factory.mktemp("ns_outputs"))
+    config.set_timestamp()
+    config.save_config()
+    trainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    trainer.train()
+    return config.get_base_dir() / "config.yml", trainer
+
+
+def test_method_configs() -> None:
+    specs = {"semdyn": semdyn_method, "semdyn-base": semdyn_base_method, "semdyn-static": semdyn_static_method,
+             "semdyn-cpu": semdyn_cpu_method}  # fmt: skip
+    for name, spec in specs.items():
+        config = spec.config
+        assert config.method_name == name
+        assert isinstance(config.pipeline.model, SemdynModelConfig)
+        assert {"means", "quats", "scales", "opacities", "sh0", "shN", "deform_grid", "deform_mlp", "sky"} <= set(
+            config.optimizers
+        )
+        assert all(group["optimizer"].eps == 1e-15 for group in config.optimizers.values())
+        assert config.optimizers["means"]["scheduler"].max_steps == config.max_num_iterations
+    assert semdyn_static_method.config.pipeline.model.scene.deformation is None
+    cpu, core = semdyn_cpu_method.config, presets.cpu_preset()
+    assert cpu.pipeline.model.scene == core.model and cpu.max_num_iterations == core.max_steps
+    assert cpu.pipeline.datamanager.camera_res_scale_factor == 1 / core.downscale == 0.5
+    assert cpu.machine.device_type == "cpu"
+    assert cpu.optimizers["deform_grid"]["optimizer"].lr == core.model.deform_lr
+    assert cpu.optimizers["deform_mlp"]["optimizer"].lr == pytest.approx(core.model.deform_lr / 10)
+
+
+def test_viewmat_matches_core_loader(parsed: dict[str, Any], tiny_scene: Path) -> None:
+    """OpenGL camera-to-world -> OpenCV world-to-camera agrees with the core's own loader."""
+    outputs = parsed["outputs"]
+    data = load_scene(tiny_scene)
+    frames = outputs.metadata["frame_indices"]
+    viewmats = viewmat_from_camera_to_world(outputs.cameras.camera_to_worlds)
+    torch.testing.assert_close(viewmats, data.viewmats[frames], atol=1e-5, rtol=0)
+    torch.testing.assert_close(outputs.cameras.get_intrinsics_matrices(), data.Ks[frames], atol=1e-5, rtol=0)
+    torch.testing.assert_close(outputs.cameras.times[:, 0], data.times[frames], atol=1e-6, rtol=0)
+
+
+def test_model_matches_core(parsed: dict[str, Any]) -> None:
+    """Same seed, camera, time and image: get_outputs + get_loss_dict equal the core's forward + loss_dict."""
+    model = build_model(parsed)
+    outputs = parsed["outputs"]
+    metadata = outputs.metadata
+    torch.manual_seed(0)
+    generator = torch.Generator().manual_seed(model.config.seed)
+    core = DynamicScene(model.config.scene, metadata["points3D_xyz"], metadata["points3D_rgb"],
+                        model.scene_aabb(metadata["points3D_xyz"]), "cpu", generator)  # fmt: skip
+    for key, value in core.state_dict().items():
+        torch.testing.assert_close(model.scene.state_dict()[key], value, atol=0, rtol=0)
+
+    camera = with_time(outputs.cameras[3:4], 0.37)
+    batch = parsed["dataset"].get_data(3, image_type="uint8")  # as semdyn-cpu caches them
+    model.train()
+    ns_out = model.get_outputs(camera)
+    ns_loss = model.get_loss_dict(ns_out, batch)
+
+    viewmats = viewmat_from_camera_to_world(camera.camera_to_worlds)
+    w, h = int(camera.width), int(camera.height)
+    core_out = core(viewmats, camera.get_intrinsics_matrices(), w, h, 0.37, step=0)
+    core_loss = core.loss_dict(core_out, batch["image"][None].float() / 255.0)
+    assert ns_out["rgb"].shape == (h, w, 3) and ns_out["depth"].shape == ns_out["accumulation"].shape == (h, w, 1)
+    for key in ("rgb", "depth", "accumulation"):
+        torch.testing.assert_close(ns_out[key], core_out[key][0], atol=1e-6, rtol=0)
+    assert ns_loss.keys() == core_loss.keys() and "rgb" in ns_loss
+    for key, value in core_loss.items():
+        torch.testing.assert_close(ns_loss[key], value, atol=1e-6, rtol=0)
+    metrics = model.get_metrics_dict(ns_out, batch)
+    assert metrics["gaussian_count"] == core.num_gaussians and torch.isfinite(metrics["psnr"])
+
+
+def test_time_slider_drives_deformation(parsed: dict[str, Any]) -> None:
+    """The viewer's render path at camera.times 0.1 vs 0.9 differs once the field moves; same time, same image."""
+    model = build_model(parsed).eval()
+    with torch.no_grad():
+        generator = torch.Generator().manual_seed(1)
+        for p in model.scene.deform.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=generator))
+    camera = parsed["outputs"].cameras[0:1]
+    early = model.get_outputs_for_camera(with_time(camera, 0.1))
+    late = model.get_outputs_for_camera(with_time(camera, 0.9))
+    again = model.get_outputs_for_camera(with_time(camera, 0.1))
+    assert set(early) == {"rgb", "depth", "accumulation"}
+    assert (early["rgb"] - late["rgb"]).abs().max() > 1e-2
+    torch.testing.assert_close(early["rgb"], again["rgb"], atol=0, rtol=0)
+    no_time = model.get_outputs_for_camera(with_time(camera, None))
+    torch.testing.assert_close(no_time["rgb"], model.get_outputs_for_camera(with_time(camera, 0.0))["rgb"])
+
+
+def test_image_metrics_without_lpips_weights(parsed: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+                                             tmp_path: Path) -> None:  # fmt: skip
+    """Evaluation works offline: PSNR and SSIM, and no LPIPS when its weights are not on disk."""
+    monkeypatch.setenv("SEMDYN_LPIPS_WEIGHTS", str(tmp_path / "absent.pth"))
+    model = build_model(parsed).eval()
+    batch = parsed["dataset"][0]
+    outputs = model.get_outputs_for_camera(parsed["outputs"].cameras[0:1])
+    metrics, images = model.get_image_metrics_and_images(outputs, batch)
+    assert set(metrics) == {"psnr", "ssim"} and 0 < metrics["ssim"] <= 1
+    h, w = batch["image"].shape[:2]
+    assert images["img"].shape == (h, 2 * w, 3) and images["depth"].shape == (h, w, 3)
+
+
+def test_training_through_nerfstudio(trained_run: tuple[Path, Any]) -> None:
+    """semdyn-cpu trains a few steps with nerfstudio's trainer on the CPU: finite loss, strategy ran, checkpoint."""
+    config_path, trainer = trained_run
+    model = trainer.pipeline.model
+    assert isinstance(model, SemdynModel) and model.device.type == "cpu"
+    assert model.step == TRAIN_STEPS - 1
+    seeds = trainer.pipeline.datamanager.train_dataparser_outputs.metadata["points3D_xyz"]
+    assert model.num_gaussians > len(seeds)  # the callbacks ran gsplat's strategy: it grew Gaussians at step 4
+    _, loss_dict, _ = trainer.pipeline.get_train_loss_dict(TRAIN_STEPS)
+    assert all(torch.isfinite(v) for v in loss_dict.values())
+    for group, params in model.get_param_groups().items():
+        optimizer_params = trainer.optimizers.optimizers[group].param_groups[0]["params"]
+        assert [id(p) for p in optimizer_params] == [id(p) for p in params], group
+    assert list((config_path.parent / "nerfstudio_models").glob("step-*.ckpt"))
+
+
+def test_eval_setup_loads_checkpoint(trained_run: tuple[Path, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """What ns-viewer / ns-render do: eval_setup(config.yml) on the CPU, then render one camera at two times."""
+    from nerfstudio.utils import eval_utils
+
+    config_path, trainer = trained_run
+    monkeypatch.setitem(eval_utils.all_methods, "semdyn-cpu", semdyn_cpu_method.config)  # the entry point's job
+    _, pipeline, _, step = eval_utils.eval_setup(config_path, test_mode="inference")
+    model, trained = pipeline.model, trainer.pipeline.model.eval()
+    assert step == TRAIN_STEPS - 1 and model.num_gaussians == trained.num_gaussians
+    camera = pipeline.datamanager.train_dataset.cameras[0:1]
+    for t in (0.2, 0.8):
+        loaded = model.get_outputs_for_camera(with_time(camera, t))
+        expected = trained.get_outputs_for_camera(with_time(camera, t))
+        assert torch.isfinite(loaded["rgb"]).all()
+        torch.testing.assert_close(loaded["rgb"], expected["rgb"], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("spec", [semdyn_static_method, semdyn_method], ids=["static", "full"])
+def test_every_param_group_has_an_optimizer(parsed: dict[str, Any], spec: Any) -> None:
+    """The presets' models build on the tiny scene, and each of their groups has an optimizer in the config."""
+    outputs = parsed["outputs"]
+    config = copy.deepcopy(spec.config.pipeline.model)
+    model = config.setup(scene_box=outputs.scene_box, num_train_data=1, metadata=outputs.metadata)
+    groups = model.get_param_groups()
+    assert set(groups) <= set(spec.config.optimizers)
+    assert ("deform_grid" in groups) == (config.scene.deformation is not None)
