@@ -23,9 +23,11 @@ def cpu_preset() -> TrainConfig:
     model = DynamicSceneConfig(
         init=GaussianInitConfig(sh_degree=1, max_points=30_000),
         deformation=HexPlaneConfig(
-            feature_dim=8, spatial_resolution=32, multires=(1, 2), time_resolution=20, net_width=32
+            feature_dim=8, spatial_resolution=48, multires=(1, 2), time_resolution=20, net_width=32
         ),
-        densify=DensifyConfig(refine_start_iter=300, refine_stop_iter=1_500, refine_every=100, reset_every=100_000),
+        densify=DensifyConfig(
+            refine_start_iter=300, refine_stop_iter=1_200, refine_every=100, reset_every=100_000, grow_grad2d=0.0008
+        ),
         sh_degree_interval=1000,
         losses=LossWeights(depth=0.05),
     )

@@ -108,3 +108,18 @@ def test_fallback_without_extension_says_so() -> None:
     assert res.returncode == 0, res.stderr
     assert "BACKEND torch" in res.stdout
     assert res.stderr.count("SEMDYN_BUILD_NO_EXT is set") == 1
+
+
+def test_gaussians_behind_or_at_the_camera_get_finite_zero_gradients() -> None:
+    """A Gaussian at depth ~0 is culled; 1/z must not overflow into NaN gradients."""
+    s = random_scene(30, cameras=1, width=32, height=24, seed=3)
+    eye = torch.linalg.inv(s["viewmats"][0])[:3, 3]
+    means = s["means"].clone()
+    means[0] = eye + 1e-21  # at the camera centre: z ~ 1e-21
+    means[1] = eye - 5.0 * s["viewmats"][0, 2, :3]  # 5 m behind the camera
+    means.requires_grad_(True)
+    out = render(**{**s, "means": means})
+    (out.image.sum() + out.alpha.sum()).backward()
+    assert torch.isfinite(means.grad).all()
+    assert means.grad[:2].abs().sum() == 0
+    assert (out.meta["radii"][0, :2] == 0).all()

@@ -85,6 +85,15 @@ class SemdynModelConfig(ModelConfig):
     """Unused: the ray collider of ray-marching models."""
 
 
+def camera_centres(metadata: Mapping[str, Any]) -> Tensor | None:
+    """[F, 3] centres of every camera of the sequence in normalised units (from the dataparser's metadata), as the
+    core trainer computes them, so that both build the same deformation box; None when unknown."""
+    sequence, norm = metadata.get("sequence"), metadata.get("scene_normalization")
+    if sequence is None or norm is None:
+        return None
+    return torch.from_numpy(norm.poses_to_normalized(sequence.camera_to_worlds)[:, :3, 3]).float()
+
+
 class SemdynModel(Model):
     """nerfstudio Model delegating rendering, losses and densification to :class:`DynamicScene`."""
 
@@ -99,7 +108,7 @@ class SemdynModel(Model):
         points, colors = metadata.get("points3D_xyz"), metadata.get("points3D_rgb")
         generator = torch.Generator().manual_seed(self.config.seed)
         aabb = self.scene_aabb(points)
-        self.scene = DynamicScene(self.config.scene, points, colors, aabb, "cpu", generator)
+        self.scene = DynamicScene(self.config.scene, points, colors, aabb, "cpu", generator, camera_centres(metadata))
         # Normalised world (the dataparser scales the cameras to about [-1, 1]): scene scale 1, as splatfacto.
         self.strategy, self.strategy_state = make_strategy(self.config.scene.densify, scene_scale=1.0)
         self.step = 0

@@ -85,7 +85,11 @@ def _project(
     R = viewmats[:, :3, :3]
     t = viewmats[:, :3, 3]
     means_c = (R[:, None] * means[None, :, None, :]).sum(-1) + t[:, None, :]
-    x, y, z = means_c.unbind(-1)
+    x, y, z_raw = means_c.unbind(-1)
+    # Culled Gaussians (behind the camera or beyond the far plane) get a harmless depth, so that 1/z and 1/z^2
+    # cannot overflow into inf and turn their zero gradients into NaN.
+    in_depth = (z_raw >= near_plane) & (z_raw <= far_plane)
+    z = torch.where(in_depth, z_raw, torch.ones_like(z_raw))
     fx, fy = Ks[:, 0, 0, None], Ks[:, 1, 1, None]
     cx, cy = Ks[:, 0, 2, None], Ks[:, 1, 2, None]
     # Clamp the Jacobian's view direction to 1.3x the field of view, as 3DGS does, for stability.
@@ -109,11 +113,11 @@ def _project(
     with torch.no_grad():
         half_trace = 0.5 * (a + c)
         radius = torch.ceil(3.0 * torch.sqrt(half_trace + torch.sqrt(torch.clamp(half_trace**2 - det, min=0.01))))
-        valid = (z >= near_plane) & (z <= far_plane) & (det > 0) & (radius > 0)
+        valid = in_depth & (det > 0) & (radius > 0)
         u, v = means2d[..., 0], means2d[..., 1]
         valid &= (u + radius > 0) & (u - radius < width) & (v + radius > 0) & (v - radius < height)
         radii = torch.where(valid, radius, torch.zeros_like(radius)).int()
-    return radii, means2d, z, conics, compensations
+    return radii, means2d, z_raw, conics, compensations
 
 
 def _eval_sh(degree: int, dirs: Tensor, coeffs: Tensor) -> Tensor:

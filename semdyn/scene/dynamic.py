@@ -59,12 +59,22 @@ class DynamicSceneConfig:
     """gsplat densification strategy."""
     lrs: LearningRates = field(default_factory=LearningRates)
     """Learning rates of the Gaussian attributes."""
+    deform_box_margin: tuple[float, float, float] = (2.0, 2.0, 0.5)
+    """The deformation field covers the box of the camera centres grown by this much per axis (scene units;
+    the cameras span about [-1, 1]); Gaussians outside it do not move. This keeps the field's cells small where
+    traffic is, instead of spreading them over the whole LiDAR range."""
     deform_lr: float = 1.6e-3
     """Adam learning rate of the deformation field's grids (4DGaussians' rate); its MLPs get a tenth of it."""
     sh_degree_interval: int = 1000
     """Raise the rendered SH degree by one every this many steps, up to init.sh_degree."""
     losses: LossWeights = field(default_factory=LossWeights)
     """Loss weights."""
+
+
+def deformation_box(camera_centres: Tensor, margin: tuple[float, float, float]) -> Tensor:
+    """[2, 3] box of the camera centres [F, 3] grown by ``margin`` per axis (scene units)."""
+    m = torch.tensor(margin, dtype=camera_centres.dtype, device=camera_centres.device)
+    return torch.stack([camera_centres.min(0).values - m, camera_centres.max(0).values + m])
 
 
 class DynamicScene(nn.Module):
@@ -78,14 +88,17 @@ class DynamicScene(nn.Module):
         aabb: Tensor,
         device: torch.device | str = "cpu",
         generator: torch.Generator | None = None,
+        camera_centres: Tensor | None = None,
     ) -> None:
-        """Args: points [P, 3] and colors [P, 3] (uint8) of the initial cloud or None; aabb [2, 3] (scene units)."""
+        """Args: points [P, 3] and colors [P, 3] (uint8) of the initial cloud or None; aabb [2, 3] (scene units);
+        camera_centres [F, 3] (scene units) place the deformation box (else it is aabb)."""
         super().__init__()
         self.config = config
         self.params = init_gaussians(points, colors, aabb, config.init, device=device, generator=generator)
         self.deform: DeformationField | None = None
         if config.deformation is not None:
-            self.deform = make_deformation(config.deformation, aabb.to(device))
+            box = aabb if camera_centres is None else deformation_box(camera_centres, config.deform_box_margin)
+            self.deform = make_deformation(config.deformation, box.float().to(device))
         self.sky = SkyModel(config.sky, device=device) if config.sky is not None else None
         self.deform_mask: Tensor | None = None
         """[N] bool: Gaussians the deformation field moves (None: all). Set from semantic labels."""
@@ -104,7 +117,10 @@ class DynamicScene(nn.Module):
         means, quats, log_scales = p["means"], p["quats"], p["scales"]
         out: dict[str, Tensor] = {}
         if self.deform is not None:
-            mask = self.deform_mask if self.deform_mask is not None and len(self.deform_mask) == len(means) else None
+            box = self.deform.aabb
+            mask = ((means >= box[0]) & (means <= box[1])).all(dim=-1)
+            if self.deform_mask is not None and len(self.deform_mask) == len(means):
+                mask = mask & self.deform_mask
             d = self.deform(means, t, mask=mask)
             means, quats, log_scales = apply_deformation(means, quats, log_scales, d)
             out.update(dx=d.dx, dr=d.dr, ds=d.ds)

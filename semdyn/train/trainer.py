@@ -115,7 +115,8 @@ class Trainer:
             raise InputError(f"{data.sequence.transforms_path}: no training frames")
         torch.manual_seed(config.seed)
         g = torch.Generator().manual_seed(config.seed)
-        self.model = DynamicScene(config.model, data.points, data.point_colors, data.aabb, self.device, g)
+        centres = torch.linalg.inv(data.viewmats)[:, :3, 3]
+        self.model = DynamicScene(config.model, data.points, data.point_colors, data.aabb, self.device, g, centres)
         self.scene_scale = data.scene_scale
         self.step = 0
         self.last_checkpoint: Path | None = None
@@ -165,6 +166,7 @@ class Trainer:
         loss = sum(terms.values())
         densify_pre_backward(self.strategy, self.model.params, self.optimizers, self.strategy_state, step, out["meta"])
         loss.backward()
+        self._check_gradients(step)
         for opt in [*self.optimizers.values(), *self.extra_optimizers.values()]:
             opt.step()
             opt.zero_grad(set_to_none=True)
@@ -181,6 +183,18 @@ class Trainer:
         self.step += 1
         record = {k: v.item() for k, v in terms.items()} | {"loss": loss.item(), "gaussians": self.model.num_gaussians}
         return record
+
+    def _check_gradients(self, step: int) -> None:
+        """Stop before a non-finite gradient reaches the parameters (one sum per tensor: cheap)."""
+        for name, p in self.model.named_parameters():
+            if p.grad is not None and not torch.isfinite(p.grad.sum()):
+                where = self._last_good()
+                raise TrainingDivergedError(
+                    f"training diverged at step {step}: the gradient of '{name}' is not finite; {where}"
+                )
+
+    def _last_good(self) -> str:
+        return f"the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint else "no checkpoint yet"
 
     # ------------------------------------------------------------------ loop
     def train(self) -> Path:

@@ -25,7 +25,12 @@ from semdyn.method_config import (  # noqa: E402
     semdyn_method,
     semdyn_static_method,
 )
-from semdyn.nerfstudio.model import SemdynModel, SemdynModelConfig, viewmat_from_camera_to_world  # noqa: E402
+from semdyn.nerfstudio.model import (  # noqa: E402
+    SemdynModel,
+    SemdynModelConfig,
+    camera_centres,
+    viewmat_from_camera_to_world,
+)
 from semdyn.scene.dynamic import DynamicScene  # noqa: E402
 from semdyn.train.data import load_scene  # noqa: E402
 
@@ -119,7 +124,8 @@ def test_model_matches_core(parsed: dict[str, Any]) -> None:
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(model.config.seed)
     core = DynamicScene(model.config.scene, metadata["points3D_xyz"], metadata["points3D_rgb"],
-                        model.scene_aabb(metadata["points3D_xyz"]), "cpu", generator)  # fmt: skip
+                        model.scene_aabb(metadata["points3D_xyz"]), "cpu", generator,
+                        camera_centres(metadata))  # fmt: skip
     for key, value in core.state_dict().items():
         torch.testing.assert_close(model.scene.state_dict()[key], value, atol=0, rtol=0)
 

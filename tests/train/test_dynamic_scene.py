@@ -1,0 +1,45 @@
+"""The dynamic scene: the deformation box, the static switch, and time."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from semdyn.presets import cpu_preset
+from semdyn.scene.dynamic import DynamicScene, deformation_box
+
+
+def _scene(static: bool = False) -> DynamicScene:
+    cfg = cpu_preset().model
+    if static:
+        cfg = dataclasses.replace(cfg, deformation=None)
+    g = torch.Generator().manual_seed(0)
+    points = torch.cat([torch.rand(200, 3) * 2 - 1, torch.rand(50, 3) * 2 + 10])  # 50 far outside the box
+    colors = torch.randint(0, 255, (250, 3), dtype=torch.uint8)
+    centres = torch.tensor([[-1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+    return DynamicScene(cfg, points, colors, torch.tensor([[-1.0, -1, -1], [12, 12, 12]]), "cpu", g, centres)
+
+
+def test_deformation_box_is_the_camera_box_grown_by_the_margin() -> None:
+    box = deformation_box(torch.tensor([[-1.0, 0.0, 0.0], [1.0, 0.5, 0.0]]), (2.0, 2.0, 0.5))
+    torch.testing.assert_close(box, torch.tensor([[-3.0, -2.0, -0.5], [3.0, 2.5, 0.5]]))
+
+
+def test_gaussians_outside_the_box_do_not_move_and_inside_ones_can() -> None:
+    scene = _scene()
+    with torch.no_grad():
+        for p in scene.deform.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    g = scene.gaussians_at(0.7)
+    canonical = scene.params["means"]
+    moved = (g["means"] - canonical).norm(dim=-1) > 1e-6
+    inside = ((canonical >= scene.deform.aabb[0]) & (canonical <= scene.deform.aabb[1])).all(-1)
+    assert not moved[~inside].any() and moved[inside].float().mean() > 0.9
+    assert not torch.equal(scene.gaussians_at(0.1)["means"], g["means"])
+
+
+def test_static_model_ignores_time() -> None:
+    scene = _scene(static=True)
+    assert scene.deform is None
+    assert torch.equal(scene.gaussians_at(0.1)["means"], scene.gaussians_at(0.9)["means"])
