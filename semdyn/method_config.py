@@ -91,6 +91,9 @@ def optimizers(scene: DynamicSceneConfig, max_steps: int) -> dict[str, dict[str,
     groups["deform_grid"] = adam(scene.deform_lr)
     groups["deform_mlp"] = adam(scene.deform_lr / 10)
     groups["sky"] = adam((scene.sky or SkyConfig()).lr)
+    if scene.visibility is not None:
+        groups["anchor_time"] = adam(scene.visibility.anchor_lr)
+        groups["log_lifespan"] = adam(scene.visibility.lifespan_lr)
     return groups
 
 

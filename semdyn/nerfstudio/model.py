@@ -108,7 +108,8 @@ class SemdynModel(Model):
         points, colors = metadata.get("points3D_xyz"), metadata.get("points3D_rgb")
         generator = torch.Generator().manual_seed(self.config.seed)
         aabb = self.scene_aabb(points)
-        self.scene = DynamicScene(self.config.scene, points, colors, aabb, "cpu", generator, camera_centres(metadata))
+        self.scene = DynamicScene(self.config.scene, points, colors, aabb, "cpu", generator,
+                                  camera_centres(metadata), metadata.get("points3D_time"))  # fmt: skip
         # Normalised world (the dataparser scales the cameras to about [-1, 1]): scene scale 1, as splatfacto.
         self.strategy, self.strategy_state = make_strategy(self.config.scene.densify, scene_scale=1.0)
         self.step = 0

@@ -43,6 +43,25 @@ class LossWeights:
     """L1 of the HexPlane's time planes away from 1 (a static prior)."""
 
 
+@dataclass(frozen=True)
+class VisibilityConfig:
+    """Temporal visibility: each Gaussian is most opaque at its anchor time (the capture time of the LiDAR point it
+    came from) and fades with a learned lifespan: ``opacity(t) = opacity * exp(-0.5 ((t - anchor) / lifespan)^2)``.
+
+    This is how PVG and 4D Gaussian Splatting let things appear and disappear; without it a deformation field must
+    carry every LiDAR return of a moving car (captured along its whole path) onto the car at every time, which a
+    field learns slowly. Static structure learns long lifespans, points swept along by traffic short ones."""
+
+    init_lifespan: float = 0.2
+    """Initial lifespan (normalised time, 1 = the whole sequence) of Gaussians whose point has a capture time."""
+    untimed_lifespan: float = 10.0
+    """Initial lifespan of Gaussians with no capture time (random init or untimed points): visible throughout."""
+    lifespan_lr: float = 1e-2
+    """Adam learning rate of the log lifespans."""
+    anchor_lr: float = 1e-4
+    """Adam learning rate of the anchor times."""
+
+
 @dataclass
 class DynamicSceneConfig:
     """Everything that defines the model (not the data, not the schedule)."""
@@ -51,6 +70,8 @@ class DynamicSceneConfig:
     """Initial Gaussians."""
     deformation: HexPlaneConfig | MLPDeformConfig | None = field(default_factory=HexPlaneConfig)
     """The deformation field; None gives a static model (the baseline)."""
+    visibility: VisibilityConfig | None = field(default_factory=VisibilityConfig)
+    """Temporal visibility of the Gaussians; None: every Gaussian is visible at all times."""
     sky: SkyConfig | None = field(default_factory=SkyConfig)
     """The learned sky behind the Gaussians; None renders over black."""
     render: RenderConfig = field(default_factory=RenderConfig)
@@ -77,6 +98,13 @@ def deformation_box(camera_centres: Tensor, margin: tuple[float, float, float]) 
     return torch.stack([camera_centres.min(0).values - m, camera_centres.max(0).values + m])
 
 
+def _match_rows(rows: Tensor, table: Tensor) -> Tensor:
+    """Index into ``table`` [P, 3] of each of ``rows`` [N, 3] (exact copies of table rows)."""
+    order = torch.argsort(table[:, 0])
+    pos = torch.searchsorted(table[order, 0].contiguous(), rows[:, 0].contiguous()).clamp(max=len(table) - 1)
+    return order[pos]
+
+
 class DynamicScene(nn.Module):
     """Canonical Gaussians + deformation + sky. Parameters live in ``self.params`` (a ParameterDict)."""
 
@@ -89,12 +117,16 @@ class DynamicScene(nn.Module):
         device: torch.device | str = "cpu",
         generator: torch.Generator | None = None,
         camera_centres: Tensor | None = None,
+        point_times: Tensor | None = None,
     ) -> None:
         """Args: points [P, 3] and colors [P, 3] (uint8) of the initial cloud or None; aabb [2, 3] (scene units);
-        camera_centres [F, 3] (scene units) place the deformation box (else it is aabb)."""
+        camera_centres [F, 3] (scene units) place the deformation box (else it is aabb); point_times [P] are the
+        points' capture times (normalised), the anchors of the temporal visibility."""
         super().__init__()
         self.config = config
         self.params = init_gaussians(points, colors, aabb, config.init, device=device, generator=generator)
+        if config.visibility is not None:
+            self._init_visibility(config.visibility, points, point_times, generator)
         self.deform: DeformationField | None = None
         if config.deformation is not None:
             box = aabb if camera_centres is None else deformation_box(camera_centres, config.deform_box_margin)
@@ -102,6 +134,38 @@ class DynamicScene(nn.Module):
         self.sky = SkyModel(config.sky, device=device) if config.sky is not None else None
         self.deform_mask: Tensor | None = None
         """[N] bool: Gaussians the deformation field moves (None: all). Set from semantic labels."""
+
+    def _init_visibility(
+        self,
+        cfg: VisibilityConfig,
+        points: Tensor | None,
+        point_times: Tensor | None,
+        generator: torch.Generator | None,
+    ) -> None:
+        n, device = self.num_gaussians, self.params["means"].device
+        anchor = torch.full((n,), 0.5)
+        lifespan = torch.full((n,), cfg.untimed_lifespan)
+        if points is not None and point_times is not None and len(point_times) == len(points):
+            times = point_times.float().cpu()
+            if len(points) > n:  # init_gaussians subsampled with the same generator: find each kept point again
+                index = _match_rows(self.params["means"].detach().cpu(), points.float().cpu())
+                times = times[index]
+            anchor, lifespan = times.clone(), torch.full((n,), cfg.init_lifespan)
+        self.params["anchor_time"] = nn.Parameter(anchor.to(device))
+        self.params["log_lifespan"] = nn.Parameter(torch.log(lifespan).to(device))
+
+    def extra_lrs(self) -> dict[str, float]:
+        """Learning rates of the per-Gaussian parameters beyond the standard attributes."""
+        v = self.config.visibility
+        return {} if v is None else {"anchor_time": v.anchor_lr, "log_lifespan": v.lifespan_lr}
+
+    def opacities_at(self, t: float) -> Tensor:
+        """[N] opacities at normalised time t (temporal visibility applied when configured)."""
+        opacity = torch.sigmoid(self.params["opacities"])
+        if "anchor_time" in self.params:
+            z = (t - self.params["anchor_time"]) / torch.exp(self.params["log_lifespan"])
+            opacity = opacity * torch.exp(-0.5 * z * z)
+        return opacity
 
     @property
     def num_gaussians(self) -> int:
@@ -128,7 +192,7 @@ class DynamicScene(nn.Module):
             means=means,
             quats=F.normalize(quats, dim=-1),
             scales=torch.exp(log_scales),
-            opacities=torch.sigmoid(p["opacities"]),
+            opacities=self.opacities_at(t),
             colors=torch.cat([p["sh0"], p["shN"]], dim=1),
         )
         return out

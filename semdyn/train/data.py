@@ -50,6 +50,8 @@ class SceneData:
     """[P, 3] initial points (normalised units), or None."""
     point_colors: Tensor | None
     """[P, 3] uint8 colours of the points, or None."""
+    point_times: Tensor | None
+    """[P] capture times of the points (normalised), or None."""
     sparse_depth: Tensor | None
     """[F, H, W] LiDAR depth along the optical axis (normalised units), 0 = none; or None."""
     instance_masks: Tensor | None
@@ -145,7 +147,7 @@ def load_scene(path: Path | str, downscale: int = 1, depth_window: float | None 
     h, w = images.shape[1:3]
     times = torch.from_numpy(seq.times_normalized).float()
 
-    points = colors = sparse = None
+    points = colors = sparse = ptimes = None
     if seq.ply_path is not None:
         pc = read_points(seq.ply_path)
         points = torch.from_numpy(norm.points_to_normalized(pc.xyz)).float()
@@ -176,6 +178,7 @@ def load_scene(path: Path | str, downscale: int = 1, depth_window: float | None 
         test_idx=torch.tensor(seq.split.test, dtype=torch.long),
         points=points,
         point_colors=colors,
+        point_times=ptimes,
         sparse_depth=sparse,
         instance_masks=masks,
         dynamic_ids=[o.id for o in seq.objects if o.dynamic],

@@ -116,7 +116,9 @@ class Trainer:
         torch.manual_seed(config.seed)
         g = torch.Generator().manual_seed(config.seed)
         centres = torch.linalg.inv(data.viewmats)[:, :3, 3]
-        self.model = DynamicScene(config.model, data.points, data.point_colors, data.aabb, self.device, g, centres)
+        self.model = DynamicScene(
+            config.model, data.points, data.point_colors, data.aabb, self.device, g, centres, data.point_times
+        )
         self.scene_scale = data.scene_scale
         self.step = 0
         self.last_checkpoint: Path | None = None
@@ -125,7 +127,7 @@ class Trainer:
 
     def _build_optimizers(self) -> None:
         cfg = self.config.model
-        self.optimizers = make_optimizers(self.model.params, cfg.lrs, self.scene_scale)
+        self.optimizers = make_optimizers(self.model.params, cfg.lrs, self.scene_scale, self.model.extra_lrs())
         self.scheduler = means_lr_scheduler(self.optimizers["means"], cfg.lrs, max(self.config.max_steps, 1))
         self.extra_optimizers = {}
         for name, params in self.model.optimizer_groups().items():

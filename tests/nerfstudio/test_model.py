@@ -125,7 +125,7 @@ def test_model_matches_core(parsed: dict[str, Any]) -> None:
     generator = torch.Generator().manual_seed(model.config.seed)
     core = DynamicScene(model.config.scene, metadata["points3D_xyz"], metadata["points3D_rgb"],
                         model.scene_aabb(metadata["points3D_xyz"]), "cpu", generator,
-                        camera_centres(metadata))  # fmt: skip
+                        camera_centres(metadata), metadata.get("points3D_time"))  # fmt: skip
     for key, value in core.state_dict().items():
         torch.testing.assert_close(model.scene.state_dict()[key], value, atol=0, rtol=0)
 

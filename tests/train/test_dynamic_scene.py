@@ -43,3 +43,29 @@ def test_static_model_ignores_time() -> None:
     scene = _scene(static=True)
     assert scene.deform is None
     assert torch.equal(scene.gaussians_at(0.1)["means"], scene.gaussians_at(0.9)["means"])
+
+
+def test_temporal_visibility_peaks_at_each_points_capture_time() -> None:
+    cfg = cpu_preset().model
+    points = torch.rand(300, 3) * 2 - 1
+    times = torch.rand(300)
+    scene = DynamicScene(cfg, points, None, torch.tensor([[-1.0, -1, -1], [1, 1, 1]]), "cpu",
+                         torch.Generator().manual_seed(0), None, times)  # fmt: skip
+    torch.testing.assert_close(scene.params["anchor_time"], times)  # no subsampling at 300 points
+    base = torch.sigmoid(scene.params["opacities"])
+    i = 7
+    at_anchor = scene.opacities_at(float(times[i]))[i]
+    torch.testing.assert_close(at_anchor, base[i])
+    far = float(1.0 if times[i] < 0.5 else 0.0)
+    assert scene.opacities_at(far)[i] < 0.5 * base[i]
+    assert "anchor_time" in scene.extra_lrs() and "log_lifespan" in scene.extra_lrs()
+
+
+def test_subsampled_points_keep_their_own_capture_times() -> None:
+    cfg = dataclasses.replace(cpu_preset().model, init=dataclasses.replace(cpu_preset().model.init, max_points=100))
+    points = torch.rand(1000, 3) * 2 - 1
+    times = points[:, 0] * 0.5 + 0.5  # a function of the point, so the match can be checked
+    scene = DynamicScene(cfg, points, None, torch.tensor([[-1.0, -1, -1], [1, 1, 1]]), "cpu",
+                         torch.Generator().manual_seed(0), None, times)  # fmt: skip
+    assert scene.num_gaussians == 100
+    torch.testing.assert_close(scene.params["anchor_time"], scene.params["means"][:, 0].detach() * 0.5 + 0.5)
