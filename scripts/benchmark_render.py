@@ -35,7 +35,7 @@ class BenchmarkConfig:
     """Backends to try; those unavailable here are left out of the table."""
     repeats: int = 3
     """Timed repetitions per case (after one warm-up)."""
-    torch_max_work: float = 2e9
+    torch_max_work: float = 2e8
     """Skip the dense PyTorch reference when pixels x Gaussians exceeds this (it is O(pixels x N))."""
     out: Path | None = None
     """Also write the table (Markdown) and the raw rows (JSON, same name) here."""
