@@ -254,6 +254,16 @@ def _pixel_chunk(n: int, budget: int = 4_000_000) -> int:
     return max(16, budget // max(n, 1))
 
 
+def _weights_by_chunk(
+    means2d: Tensor, conics: Tensor, opacities: Tensor, radii: Tensor, depths: Tensor, width: int, height: int,
+    tile_size: int, cam: int, chunk: int,
+):
+    """Yield :func:`_composite_weights` of camera ``cam`` for consecutive chunks of ``chunk`` pixels, in order."""
+    for start in range(0, width * height, chunk):
+        pix = torch.arange(start, min(start + chunk, width * height), device=means2d.device)
+        yield _composite_weights(means2d, conics, opacities, radii, depths, width, height, tile_size, pix, cam)
+
+
 def _rasterize_to_pixels(
     means2d: Tensor,
     conics: Tensor,
@@ -277,13 +287,11 @@ def _rasterize_to_pixels(
         render [C, H, W, D], alpha [C, H, W, 1].
     """
     C, N, D = colors.shape
-    chunk = chunk or _pixel_chunk(N)
     renders, alphas = [], []
     for cam in range(C):
         img, acc = [], []
-        for start in range(0, width * height, chunk):
-            pix = torch.arange(start, min(start + chunk, width * height), device=means2d.device)
-            w, order = _composite_weights(means2d, conics, opacities, radii, depths, width, height, tile_size, pix, cam)
+        for w, order in _weights_by_chunk(means2d, conics, opacities, radii, depths, width, height, tile_size, cam,
+                                          chunk or _pixel_chunk(N)):  # fmt: skip
             a = w.sum(dim=1, keepdim=True)
             rgb = w @ colors[cam, order]
             if backgrounds is not None:
@@ -315,13 +323,11 @@ def _topk_contributors(
         weights [C, H, W, k] float32, largest first.
     """
     C, N = opacities.shape
-    chunk = chunk or _pixel_chunk(N)
     all_ids, all_w = [], []
     for cam in range(C):
         ids_c, w_c = [], []
-        for start in range(0, width * height, chunk):
-            pix = torch.arange(start, min(start + chunk, width * height), device=means2d.device)
-            w, order = _composite_weights(means2d, conics, opacities, radii, depths, width, height, tile_size, pix, cam)
+        for w, order in _weights_by_chunk(means2d, conics, opacities, radii, depths, width, height, tile_size, cam,
+                                          chunk or _pixel_chunk(N)):  # fmt: skip
             if N < k:
                 w = F.pad(w, (0, k - N))
                 order = torch.cat([order, torch.full((k - N,), -1, dtype=order.dtype, device=order.device)])
