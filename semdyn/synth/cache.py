@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
 from pathlib import Path
 
 from semdyn.synth.config import SynthConfig
-from semdyn.synth.writer import publish, render_into
+from semdyn.synth.writer import render_atomically
 
 
 def default_cache_root() -> Path:
@@ -45,15 +44,7 @@ def ensure_scene(
     target = scene_path(config, cache_root)
     if (target / "transforms.json").is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists():  # not ours to have made; a complete scene always has transforms.json
         shutil.rmtree(target, ignore_errors=True)
-    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        render_into(config, tmp, show_progress)
-        publish(tmp, target, replace=False)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    render_atomically(config, target, replace=False, show_progress=show_progress)
     return target

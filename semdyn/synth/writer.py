@@ -239,16 +239,21 @@ def generate_scene(
     output = Path(output).expanduser().resolve()
     if output.exists() and not overwrite:
         raise InputError(f"output folder {output} already exists; pass overwrite=True (--overwrite) to replace it")
+    render_atomically(config, output, replace=True, show_progress=show_progress)
+    return output
+
+
+def render_atomically(config: SynthConfig, output: Path, replace: bool, show_progress: bool) -> None:
+    """Render into a temp folder beside ``output``, then :func:`publish` it; the temp folder never outlives this."""
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.parent / f".{output.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
         render_into(config, tmp, show_progress)
-        publish(tmp, output, replace=True)
+        publish(tmp, output, replace=replace)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return output
 
 
 def publish(tmp: Path, output: Path, replace: bool) -> bool:
