@@ -157,13 +157,8 @@ class Trainer:
         terms = self.model.loss_dict(out, b["image"], b["depth"])
         for name, value in terms.items():
             if not torch.isfinite(value):
-                where = (
-                    f"the last good checkpoint is {self.last_checkpoint}"
-                    if self.last_checkpoint
-                    else "no checkpoint yet"
-                )
                 raise TrainingDivergedError(
-                    f"training diverged at step {step}: loss term '{name}' is {value.item()}; {where}"
+                    f"training diverged at step {step}: loss term '{name}' is {value.item()}; {self._last_good()}"
                 )
         loss = sum(terms.values())
         densify_pre_backward(self.strategy, self.model.params, self.optimizers, self.strategy_state, step, out["meta"])
@@ -190,9 +185,8 @@ class Trainer:
         """Stop before a non-finite gradient reaches the parameters (one sum per tensor: cheap)."""
         for name, p in self.model.named_parameters():
             if p.grad is not None and not torch.isfinite(p.grad.sum()):
-                where = self._last_good()
                 raise TrainingDivergedError(
-                    f"training diverged at step {step}: the gradient of '{name}' is not finite; {where}"
+                    f"training diverged at step {step}: the gradient of '{name}' is not finite; {self._last_good()}"
                 )
 
     def _last_good(self) -> str:
