@@ -255,8 +255,16 @@ def _pixel_chunk(n: int, budget: int = 4_000_000) -> int:
 
 
 def _weights_by_chunk(
-    means2d: Tensor, conics: Tensor, opacities: Tensor, radii: Tensor, depths: Tensor, width: int, height: int,
-    tile_size: int, cam: int, chunk: int,
+    means2d: Tensor,
+    conics: Tensor,
+    opacities: Tensor,
+    radii: Tensor,
+    depths: Tensor,
+    width: int,
+    height: int,
+    tile_size: int,
+    cam: int,
+    chunk: int,
 ):
     """Yield :func:`_composite_weights` of camera ``cam`` for consecutive chunks of ``chunk`` pixels, in order."""
     for start in range(0, width * height, chunk):
