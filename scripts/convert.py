@@ -1,0 +1,61 @@
+"""Convert a public driving dataset to a semdyn sequence folder (shared/DATA_FORMAT.md).
+
+python scripts/convert.py waymo --data waymo/training --segment <context_name> --output data/waymo-seg
+python scripts/convert.py nuscenes --data data/nuscenes --version v1.0-mini --scene scene-0061 --output data/nusc-0061
+python scripts/convert.py kitti --data kitti/2011_09_26/2011_09_26_drive_0001_sync --output data/kitti-0001
+python scripts/convert.py kitti --data kitti_tracking/training --sequence 0001 --output data/kitti-track-0001
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import tyro
+from rich.console import Console
+
+from semdyn.data.sources import write_sequence
+from semdyn.data.sources.kitti import KittiOptions
+from semdyn.data.sources.nuscenes import NuScenesOptions
+from semdyn.data.sources.waymo import WaymoOptions
+from semdyn.errors import SemdynError
+
+Options = (
+    Annotated[WaymoOptions, tyro.conf.subcommand("waymo")]
+    | Annotated[NuScenesOptions, tyro.conf.subcommand("nuscenes")]
+    | Annotated[KittiOptions, tyro.conf.subcommand("kitti")]
+)
+
+
+def main(options: WaymoOptions | NuScenesOptions | KittiOptions) -> Path:
+    """Read the dataset, write the sequence, print where it went."""
+    if isinstance(options, WaymoOptions):
+        from semdyn.data.sources import waymo as source
+    elif isinstance(options, NuScenesOptions):
+        from semdyn.data.sources import nuscenes as source
+    else:
+        from semdyn.data.sources import kitti as source
+    start = time.perf_counter()
+    scene = source.load(options)
+    path = write_sequence(scene, options)
+    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    Console().print(
+        f"wrote {path}: {len(scene.frames)} images, {len(scene.sweeps)} LiDAR sweeps, {len(scene.tracks)} tracks "
+        f"in {time.perf_counter() - start:.1f} s ({size / 2**20:.1f} MiB)"
+    )
+    return path
+
+
+def entrypoint() -> None:
+    """Console entry point: errors the user can fix end in one line, not a traceback."""
+    try:
+        main(tyro.cli(Options))
+    except SemdynError as err:
+        Console(stderr=True).print(f"[red]error:[/red] {err}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    entrypoint()
