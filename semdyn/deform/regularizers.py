@@ -1,0 +1,585 @@
+"""Object-wise deformation regularizers (SemDynReg): pure functions of the deformation and the Gaussians' groups.
+
+Once lifting has put Gaussians into groups (object instances of the dictionary), the deformation of each group
+is held to what the object can do, at T sampled times:
+
+- ``reg_rigid_position``: a group's deformed centres follow one rigid motion. R, t are fitted per group and
+  time by weighted Kabsch (weights = label confidences) and the squared residuals are penalised.
+- ``reg_rigid_rotation``: each Gaussian's rotation delta agrees with its group's fitted rotation.
+- ``reg_scale``: log-scale deltas are zero inside rigid groups (vehicles) and agree within the other dynamic
+  groups (pedestrians).
+- ``reg_static``: Gaussians of static groups (road, building, sky, vegetation, pole) do not deform. Better
+  still, :func:`deform_mask_from_groups` keeps them out of the deformation field altogether.
+
+Every term is a confidence-weighted mean over the Gaussians it covers (each Gaussian counts once, whatever the
+size of its group) and over the T times, so it is 0 when nothing is covered. The cost is O(N T): per-group sums
+are segment reductions (``index_add``) over a trash bin for unlabelled Gaussians, the only per-group work is one
+batched 3x3 SVD over [T, G], and there is no Python loop over groups.
+
+The rigid fit is not differentiated: R and t are constants of the losses. They are fitted to minimise exactly the
+weighted sum of the two rigid terms (the centres' residuals and the rotation deltas' deviations, with the loss
+weights; :func:`fit_rigid`), so by the envelope theorem the gradient with R, t held fixed *is* the gradient of the
+minimum: detaching loses nothing. It also avoids SVD backward, whose formula divides by differences of singular
+values and blows up for groups of one or two points or of collinear points (repeated zero singular values). Fitting
+the rotation deltas too is what makes groups of one or two points well posed: their rotation is the one their
+Gaussians' deltas agree on, so an exactly rigid motion gives 0 whatever the group size.
+
+Group ids are compact indices 0..G-1 (-1 = unlabelled, ignored); the lifting's label values must be mapped to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from semdyn.deform.field import Deformation
+from semdyn.deform.quaternion import quat_to_rotmat
+from semdyn.errors import InputError
+
+TERM_NAMES: tuple[str, ...] = ("reg_rigid_position", "reg_rigid_rotation", "reg_scale", "reg_static")
+"""The stable names of the terms, as they appear in the loss dict and the logs."""
+
+
+@dataclass(frozen=True)
+class GroupRegularizerConfig:
+    """Weights and schedule of the object-wise deformation regularizers (a weight of 0 switches a term off)."""
+
+    rigid_position_weight: float = 1.0
+    """Weight of reg_rigid_position: mean squared distance (scene units^2) of deformed centres from their group's
+    best rigid motion of the canonical centres."""
+    rigid_position_start: int = 0
+    """First training step at which reg_rigid_position is applied."""
+    rigid_rotation_weight: float = 0.1
+    """Weight of reg_rigid_rotation: mean sin^2(angle / 2) between each rotation delta and its group's fitted
+    rotation (0 when equal, 1 at 180 degrees)."""
+    rigid_rotation_start: int = 0
+    """First training step at which reg_rigid_rotation is applied."""
+    scale_weight: float = 0.1
+    """Weight of reg_scale: mean |ds|^2 in rigid groups, mean |ds - group mean|^2 in the other dynamic groups
+    (log-scale units^2)."""
+    scale_start: int = 0
+    """First training step at which reg_scale is applied."""
+    static_weight: float = 1.0
+    """Weight of reg_static: mean |dx|^2 + sin^2(angle(dr) / 2) + |ds|^2 over Gaussians of static groups (with
+    skip_static_deformation, only over those whose confidence is too low to skip the field)."""
+    static_start: int = 0
+    """First training step at which reg_static is applied."""
+    nonrigid_factor: float = 0.1
+    """Factor on the position and rotation terms of dynamic groups that are not rigid (pedestrians): a person is
+    close to rigid at driving-scene scale, but not exactly. 0: only rigid groups are fitted."""
+    num_times: int = 2
+    """Times sampled per step at which the deformation is regularised (stratified in [0, 1])."""
+    skip_static_deformation: bool = True
+    """Gaussians of static groups skip the deformation field (exact identity): no drift, and less compute."""
+    static_skip_min_conf: float = 0.5
+    """Only Gaussians whose label confidence is at least this skip the field (a doubtful label keeps its motion)."""
+
+    def active_terms(self, step: int) -> tuple[str, ...]:
+        """Names of the terms with a positive weight whose start step has been reached at ``step``."""
+        pairs = (
+            (self.rigid_position_weight, self.rigid_position_start),
+            (self.rigid_rotation_weight, self.rigid_rotation_start),
+            (self.scale_weight, self.scale_start),
+            (self.static_weight, self.static_start),
+        )
+        return tuple(name for name, (w, s) in zip(TERM_NAMES, pairs) if w > 0 and step >= s)
+
+    def weight(self, name: str) -> float:
+        """The weight of term ``name`` (one of :data:`TERM_NAMES`)."""
+        key = {"reg_rigid_position": "rigid_position", "reg_rigid_rotation": "rigid_rotation"}.get(name, name[4:])
+        return float(getattr(self, f"{key}_weight"))
+
+
+@dataclass(frozen=True)
+class GroupLabels:
+    """The Gaussians' groups, as lifting produces them. N Gaussians, G groups."""
+
+    ids: Tensor
+    """[N] int64 group index in 0..G-1, -1 = unlabelled (ignored by every term)."""
+    conf: Tensor
+    """[N] float label confidence in [0, 1], the weight of the Gaussian in its group."""
+    is_static: Tensor
+    """[G] bool: the group is a static dictionary entry (road, building, sky, vegetation, pole)."""
+    is_rigid: Tensor
+    """[G] bool: the group moves rigidly (vehicles); dynamic groups that are not rigid are pedestrians and such."""
+
+    @property
+    def num_groups(self) -> int:
+        return int(self.is_static.shape[0])
+
+
+@dataclass(frozen=True)
+class RigidFit:
+    """Best rigid motions of G groups at T times (constants: no gradient flows through them)."""
+
+    rot: Tensor
+    """[T, G, 3, 3] rotations, det +1 (the identity for groups of zero weight)."""
+    src_centroid: Tensor
+    """[G, 3] weighted centroid of each group's canonical centres (scene units; 0 for groups of zero weight)."""
+    dst_centroid: Tensor
+    """[T, G, 3] weighted centroid of each group's deformed centres; the motion is y = rot (x - src) + dst."""
+
+
+# ---------------------------------------------------------------------------------------------------- checks
+
+
+def _describe(x: object) -> str:
+    return f"shape {list(x.shape)} {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
+
+
+def _leading(x: object, dims: int, axis: int = 0) -> int:
+    """Size of axis ``axis`` of x when x is a tensor with ``dims`` dimensions, else -1 (which no shape matches)."""
+    return int(x.shape[axis]) if isinstance(x, Tensor) and x.dim() == dims else -1
+
+
+def _check_float(x: object, name: str, shape: tuple[int, ...], pattern: str) -> Tensor:
+    """Return x if it is a floating tensor of ``shape`` (-1 = unknown, never matches), else raise naming it."""
+    if not isinstance(x, Tensor) or not x.is_floating_point() or tuple(x.shape) != shape:
+        letters = pattern.strip("[]").split(", ")
+        expected = ", ".join(letter if size < 0 else str(size) for letter, size in zip(letters, shape))
+        raise InputError(
+            f"{name} must be a floating-point tensor of shape {pattern} = [{expected}], got {_describe(x)}"
+        )
+    return x
+
+
+def _check_ids(ids: object, n: int) -> Tensor:
+    if not isinstance(ids, Tensor) or ids.dtype != torch.int64 or tuple(ids.shape) != (n,):
+        raise InputError(
+            f"group_ids must be an int64 tensor of shape [N] = [{n}] (-1 = unlabelled), got {_describe(ids)}"
+        )
+    return ids
+
+
+def _check_weights(weights: object, n: int) -> Tensor:
+    if not isinstance(weights, Tensor) or not weights.is_floating_point() or tuple(weights.shape) != (n,):
+        raise InputError(f"weights must be a floating-point tensor of shape [N] = [{n}], got {_describe(weights)}")
+    return weights
+
+
+def _check_same_device(device: torch.device, **tensors: Tensor) -> None:
+    for name, x in tensors.items():
+        if x.device != device:
+            raise InputError(f"{name} is on {x.device} but the means are on {device}; pass all tensors on one device")
+
+
+def check_labels(labels: GroupLabels, n: int, device: torch.device) -> None:
+    """Raise :class:`InputError` unless ``labels`` fit N Gaussians on ``device`` (one host sync, for the id range)."""
+    _check_ids(labels.ids, n)
+    if not isinstance(labels.conf, Tensor) or not labels.conf.is_floating_point() or labels.conf.shape != (n,):
+        raise InputError(
+            f"group_conf must be a floating-point tensor of shape [N] = [{n}], got {_describe(labels.conf)}"
+        )
+    static, rigid = labels.is_static, labels.is_rigid
+    if not isinstance(static, Tensor) or static.dtype != torch.bool or static.dim() != 1:
+        raise InputError(f"group_is_static must be a bool tensor of shape [G], got {_describe(static)}")
+    if not isinstance(rigid, Tensor) or rigid.dtype != torch.bool or rigid.shape != static.shape:
+        raise InputError(
+            f"group_is_rigid must be a bool tensor of shape [G] = {list(static.shape)} like group_is_static, "
+            f"got {_describe(rigid)}"
+        )
+    _check_same_device(
+        device, group_ids=labels.ids, group_conf=labels.conf, group_is_static=static, group_is_rigid=rigid
+    )
+    if n > 0:
+        lo, hi = int(labels.ids.min()), int(labels.ids.max())
+        if lo < -1 or hi >= labels.num_groups:
+            raise InputError(
+                f"group_ids must lie in -1..G-1 = -1..{labels.num_groups - 1} (compact group indices), "
+                f"got values from {lo} to {hi}"
+            )
+
+
+# ---------------------------------------------------------------------------------------------------- reductions
+
+
+def _bins(ids: Tensor, num_groups: int) -> Tensor:
+    """[N] bin of each Gaussian: its group, or the trash bin ``num_groups`` when unlabelled (-1)."""
+    return torch.where(ids < 0, torch.full_like(ids, num_groups), ids)
+
+
+def segment_sum(values: Tensor, ids: Tensor, num_groups: int) -> Tensor:
+    """Per-group sums of per-Gaussian values, ignoring unlabelled Gaussians. Differentiable.
+
+    Args:
+        values: [..., N, D] values (any leading dims, e.g. T times).
+        ids: [N] int64 group index, -1 = unlabelled.
+        num_groups: G.
+
+    Returns:
+        [..., G, D] sums (0 for empty groups).
+    """
+    lead, n = values.shape[:-2], values.shape[-2]
+    width = values.shape[-1] * int(torch.Size(lead).numel())
+    flat = values.movedim(-2, 0).reshape(n, width)  # [N, F]: a row per Gaussian (scatter_add on rows is fast)
+    index = _bins(ids, num_groups)[:, None].expand(flat.shape)
+    out = flat.new_zeros(num_groups + 1, flat.shape[1]).scatter_add(0, index, flat)
+    return out[:num_groups].reshape(num_groups, *lead, values.shape[-1]).movedim(0, -2)
+
+
+def _gather(per_group: Tensor, ids: Tensor, fill: Tensor) -> Tensor:
+    """[..., N, *E] value of each Gaussian's group from ``per_group`` [..., G, *E]; ``fill`` [*E] where unlabelled."""
+    num_groups, dim = per_group.shape[-1 - fill.dim()], per_group.dim() - 1 - fill.dim()
+    pad = fill.expand(*per_group.shape[:dim], 1, *fill.shape)
+    return torch.cat([per_group, pad], dim=dim).index_select(dim, _bins(ids, num_groups))
+
+
+# ---------------------------------------------------------------------------------------------------- rigid fit
+
+
+def fit_rigid(
+    src: Tensor,
+    dst: Tensor,
+    ids: Tensor,
+    weights: Tensor,
+    num_groups: int,
+    dr: Tensor | None = None,
+    fit_weights: tuple[float, float] = (1.0, 0.0),
+) -> RigidFit:
+    """Per group and time, the rigid motion that minimises the weighted sum of the position and rotation terms:
+
+        a sum_i w_i |R (x_i - c) + d - y_i|^2  +  b sum_i w_i |R(dr_i) - R|_F^2 / 8,   (a, b) = fit_weights,
+
+    i.e. weighted Kabsch (b = 0), rotation averaging (a = 0) or both. c and d are the weighted centroids; R
+    maximises tr(R^T A) with A = a sum w (y - d)(x - c)^T + b/8 sum w R(dr_i), from one batched SVD of A [T, G, 3, 3]
+    in float64. Fitting the sum of the two terms (with the loss weights) makes R, t their exact joint minimiser, so
+    holding them constant in the losses gives the exact gradient of the minimum (envelope theorem), and the
+    rotation deltas decide R where the centres cannot: a group of one or two points, or of collinear points.
+
+    Degenerate groups never give NaN: zero weight gives the identity; where A is rank-deficient (a group of one or
+    collinear points with b = 0) R is one of the optimal rotations; reflections are corrected (det R = +1).
+    Non-finite inputs give non-finite centroids but never a failing SVD.
+
+    Args:
+        src: [N, 3] canonical centres (scene units).
+        dst: [T, N, 3] deformed centres at T times.
+        ids: [N] int64 group index, -1 = unlabelled (ignored).
+        weights: [N] non-negative weights w (label confidences).
+        num_groups: G.
+        dr: [T, N, 4] rotation deltas (w, x, y, z); needed when b > 0.
+        fit_weights: (a, b), the weights of the position and rotation terms.
+
+    Returns:
+        The :class:`RigidFit`, detached, in the dtype of ``src``.
+    """
+    n = _leading(src, 2)
+    _check_float(src, "src", (n, 3), "[N, 3]")
+    _check_float(dst, "dst", (_leading(dst, 3), n, 3), "[T, N, 3]")
+    _check_ids(ids, n)
+    _check_weights(weights, n)
+    a, b = fit_weights
+    if b > 0:
+        _check_float(dr, "dr", (dst.shape[0], n, 4), "[T, N, 4]")
+    with torch.no_grad():
+        src, dst, w = src.detach(), dst.detach(), weights.detach().to(src.dtype)
+        w = torch.where(ids < 0, torch.zeros_like(w), w)[:, None]  # [N, 1]
+        wsum = segment_sum(w, ids, num_groups).clamp_min(torch.finfo(src.dtype).tiny)  # [G, 1]
+        src_c = segment_sum(w * src, ids, num_groups) / wsum  # [G, 3]
+        dst_c = segment_sum(w * dst, ids, num_groups) / wsum  # [T, G, 3]
+        zero = src.new_zeros(3)
+        p = src - _gather(src_c, ids, zero)  # [N, 3], centred (two-pass: no cancellation far from the origin)
+        q = dst - _gather(dst_c, ids, zero)  # [T, N, 3]
+        per = (a * q)[..., :, None] * (w * p)[None, :, None, :]  # [T, N, 3, 3] = a w q p^T
+        if b > 0:
+            per = per + (b / 8.0) * w[..., None] * quat_to_rotmat(dr.detach().to(src.dtype))  # type: ignore[union-attr]
+        mat = segment_sum(per.flatten(-2), ids, num_groups).unflatten(-1, (3, 3)).double()  # [T, G, 3, 3]
+        mat = torch.nan_to_num(mat, nan=0.0, posinf=0.0, neginf=0.0)
+        u, _, vh = torch.linalg.svd(mat)
+        sign = torch.sign(torch.linalg.det(u @ vh))
+        fix = torch.ones_like(mat[..., 0])  # [T, G, 3]
+        fix[..., 2] = torch.where(sign == 0, torch.ones_like(sign), sign)
+        rot = (u * fix[..., None, :]) @ vh  # U diag(1, 1, det) V^T
+    return RigidFit(rot=rot.to(src.dtype), src_centroid=src_c, dst_centroid=dst_c)
+
+
+# ---------------------------------------------------------------------------------------------------- terms
+
+
+def rotmat_to_quat(rot: Tensor) -> Tensor:
+    """Unit quaternions [..., 4] (w, x, y, z; sign arbitrary) of rotation matrices [..., 3, 3] (Shepperd's method:
+    from the largest of the four diagonal combinations, so never dividing by a small number). Not differentiated."""
+    m = rot.detach()
+    m00, m01, m02 = m[..., 0, 0], m[..., 0, 1], m[..., 0, 2]
+    m10, m11, m12 = m[..., 1, 0], m[..., 1, 1], m[..., 1, 2]
+    m20, m21, m22 = m[..., 2, 0], m[..., 2, 1], m[..., 2, 2]
+    candidates = torch.stack(  # [..., 4 candidates, 4]: each is 4 q_k q for k = w, x, y, z
+        (
+            torch.stack((1 + m00 + m11 + m22, m21 - m12, m02 - m20, m10 - m01), -1),
+            torch.stack((m21 - m12, 1 + m00 - m11 - m22, m01 + m10, m02 + m20), -1),
+            torch.stack((m02 - m20, m01 + m10, 1 - m00 + m11 - m22, m12 + m21), -1),
+            torch.stack((m10 - m01, m02 + m20, m12 + m21, 1 - m00 - m11 + m22), -1),
+        ),
+        -2,
+    )
+    best = torch.diagonal(candidates, dim1=-2, dim2=-1).argmax(-1)  # [...]
+    q = torch.take_along_dim(candidates, best[..., None, None].expand(*best.shape, 1, 4), dim=-2).squeeze(-2)
+    return q / q.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def _weighted_mean(per: Tensor, weights: Tensor) -> Tensor:
+    """sum_{t,i} w_i per[t, i] / (T sum_i w_i), 0 when the weights sum to 0. per: [T, N]; weights: [N]."""
+    total = weights.sum() * per.shape[0]
+    return (per * weights).sum() / total.clamp_min(torch.finfo(per.dtype).tiny)
+
+
+def _masked_weights(weights: Tensor, ids: Tensor, dtype: torch.dtype) -> Tensor:
+    return torch.where(ids < 0, torch.zeros((), dtype=dtype, device=weights.device), weights.to(dtype))
+
+
+def rigid_position_loss(means: Tensor, dx: Tensor, fit: RigidFit, ids: Tensor, weights: Tensor) -> Tensor:
+    """Mean squared distance of deformed centres from their group's rigid motion (scene units^2).
+
+    Args:
+        means: [N, 3] canonical centres. dx: [T, N, 3] position offsets at T times.
+        fit: the groups' rigid motions at those times (:func:`fit_rigid` of means, means + dx), held constant.
+        ids: [N] int64 group index (-1 ignored). weights: [N] per-Gaussian weights (0 excludes a Gaussian).
+
+    Returns:
+        Scalar: sum_{t,i} w_i |x_i + dx_ti - (R_tg (x_i - c_g) + d_tg)|^2 / (T sum_i w_i); 0 when no weight.
+    """
+    n, t = _leading(means, 2), _leading(dx, 3)
+    _check_float(means, "means", (n, 3), "[N, 3]")
+    _check_float(dx, "dx", (t, n, 3), "[T, N, 3]")
+    _check_ids(ids, n)
+    _check_weights(weights, n)
+    zero = means.new_zeros(3)
+    rot = _gather(fit.rot, ids, torch.eye(3, dtype=means.dtype, device=means.device))  # [T, N, 3, 3]
+    p = means - _gather(fit.src_centroid, ids, zero)
+    target = (rot @ p[None, :, :, None]).squeeze(-1) + _gather(fit.dst_centroid, ids, zero)
+    residual = means + dx - target
+    return _weighted_mean(residual.square().sum(-1), _masked_weights(weights, ids, means.dtype))
+
+
+def rigid_rotation_loss(dr: Tensor, fit: RigidFit, ids: Tensor, weights: Tensor) -> Tensor:
+    """Mean sin^2(angle / 2) between each rotation delta and its group's rotation (0 equal, 1 at 180 degrees).
+
+    Args:
+        dr: [T, N, 4] rotation deltas (w, x, y, z), normalised here.
+        fit: the groups' rigid motions (only ``fit.rot`` [T, G, 3, 3] is used), held constant.
+        ids: [N] int64 group index (-1 ignored). weights: [N] per-Gaussian weights.
+
+    Returns:
+        Scalar: the weighted mean over Gaussians and times of |R(dr) - R_group|_F^2 / 8 = sin^2(angle / 2),
+        computed as 1 - (q_group . dr)^2 / |dr|^2 with the group rotation as a unit quaternion.
+    """
+    n, t = _leading(ids, 1), _leading(dr, 3)
+    _check_ids(ids, n)
+    _check_float(dr, "dr", (t, n, 4), "[T, N, 4]")
+    _check_weights(weights, n)
+    group_quat = rotmat_to_quat(fit.rot.double()).to(dr.dtype)  # [T, G, 4]
+    q = _gather(group_quat, ids, torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=dr.dtype, device=dr.device))
+    per = (1.0 - (q * dr).sum(-1).square() / dr.square().sum(-1).clamp_min(1e-12)).clamp_min(0.0)
+    return _weighted_mean(per, _masked_weights(weights, ids, dr.dtype))
+
+
+def scale_loss(ds: Tensor, ids: Tensor, zero_weights: Tensor, agree_weights: Tensor, num_groups: int) -> Tensor:
+    """Log-scale deltas: near zero where ``zero_weights`` > 0 (rigid groups), equal within a group where
+    ``agree_weights`` > 0 (other dynamic groups).
+
+    Args:
+        ds: [T, N, 3] log-scale deltas. ids: [N] int64 group index (-1 ignored).
+        zero_weights, agree_weights: [N] per-Gaussian weights of the two parts (0 excludes).
+        num_groups: G.
+
+    Returns:
+        Scalar: (sum w0_i |ds_ti|^2 + sum w1_i |ds_ti - m_tg|^2) / (T sum (w0 + w1)), where m_tg is the
+        ``agree_weights``-weighted group mean (held constant: the gradient is the same, as the weighted
+        deviations from the mean sum to 0).
+    """
+    n, t = _leading(ids, 1), _leading(ds, 3)
+    _check_ids(ids, n)
+    _check_float(ds, "ds", (t, n, 3), "[T, N, 3]")
+    w0 = _masked_weights(_check_weights(zero_weights, n), ids, ds.dtype)
+    w1 = _masked_weights(_check_weights(agree_weights, n), ids, ds.dtype)
+    with torch.no_grad():
+        wsum = segment_sum(w1[:, None], ids, num_groups).clamp_min(torch.finfo(ds.dtype).tiny)
+        mean = segment_sum(w1[:, None] * ds, ids, num_groups) / wsum  # [T, G, 3]
+    per = w0 * ds.square().sum(-1) + w1 * (ds - _gather(mean, ids, ds.new_zeros(3))).square().sum(-1)  # [T, N]
+    total = (w0 + w1).sum() * ds.shape[0]
+    return per.sum() / total.clamp_min(torch.finfo(ds.dtype).tiny)
+
+
+def static_loss(dx: Tensor, dr: Tensor, ds: Tensor, weights: Tensor) -> Tensor:
+    """Mean deformation of Gaussians that should not move: |dx|^2 + sin^2(angle(dr) / 2) + |ds|^2.
+
+    Args:
+        dx: [T, N, 3] position offsets (scene units). dr: [T, N, 4] rotation deltas (w, x, y, z).
+        ds: [T, N, 3] log-scale deltas. weights: [N] per-Gaussian weights (0 excludes; unlabelled = 0).
+
+    Returns:
+        Scalar weighted mean over Gaussians and times; 0 for the identity deformation.
+    """
+    t, n = _leading(dx, 3), _leading(dx, 3, axis=1)
+    _check_float(dx, "dx", (t, n, 3), "[T, N, 3]")
+    _check_float(dr, "dr", (t, n, 4), "[T, N, 4]")
+    _check_float(ds, "ds", (t, n, 3), "[T, N, 3]")
+    _check_weights(weights, n)
+    angle = (1.0 - dr[..., 0].square() / dr.square().sum(-1).clamp_min(1e-12)).clamp_min(0.0)  # sin^2(angle / 2)
+    per = dx.square().sum(-1) + angle + ds.square().sum(-1)
+    return _weighted_mean(per, weights.to(dx.dtype))
+
+
+# ---------------------------------------------------------------------------------------------------- together
+
+
+def term_weights(
+    labels: GroupLabels, nonrigid_factor: float, dtype: torch.dtype, static_below_conf: float | None = None
+) -> dict[str, Tensor]:
+    """Per-Gaussian weights [N] of each part: "motion" (position and rotation: rigid groups conf, other dynamic
+    groups nonrigid_factor x conf), "scale_zero" (rigid), "scale_agree" (other dynamic), "static" (static groups,
+    only those with conf < static_below_conf when it is set)."""
+    ids = labels.ids
+    labelled = ids >= 0
+    static = _gather(labels.is_static, ids, labels.is_static.new_ones(())) & labelled
+    rigid = _gather(labels.is_rigid, ids, labels.is_rigid.new_zeros(())) & labelled & ~static
+    other = labelled & ~static & ~rigid
+    conf = labels.conf.to(dtype)
+    zero = torch.zeros((), dtype=dtype, device=conf.device)
+    return {
+        "motion": torch.where(rigid, conf, torch.where(other, conf * nonrigid_factor, zero)),
+        "scale_zero": torch.where(rigid, conf, zero),
+        "scale_agree": torch.where(other, conf, zero),
+        "static": torch.where(static if static_below_conf is None else static & (conf < static_below_conf), conf, zero),
+    }
+
+
+def stack_deformations(deformations: Sequence[Deformation], n: int) -> tuple[Tensor, Tensor, Tensor]:
+    """(dx [T, N, 3], dr [T, N, 4], ds [T, N, 3]) from T deformations of N Gaussians (T >= 1)."""
+    if len(deformations) == 0:
+        raise InputError("deformations must hold at least one Deformation (one per sampled time), got none")
+    for k, d in enumerate(deformations):
+        if not isinstance(d, Deformation):
+            raise InputError(f"deformations[{k}] must be a Deformation, got {type(d).__name__}")
+        for name, value, width in (("dx", d.dx, 3), ("dr", d.dr, 4), ("ds", d.ds, 3)):
+            _check_float(value, f"deformations[{k}].{name}", (n, width), f"[N, {width}]")
+    return tuple(torch.stack([getattr(d, k) for d in deformations]) for k in ("dx", "dr", "ds"))  # type: ignore[return-value]
+
+
+def group_regularizer_terms(
+    means: Tensor,
+    deformations: Sequence[Deformation],
+    labels: GroupLabels,
+    terms: Sequence[str] = TERM_NAMES,
+    nonrigid_factor: float = 0.1,
+    fit_weights: tuple[float, float] = (1.0, 0.1),
+    static_below_conf: float | None = None,
+) -> dict[str, Tensor]:
+    """The unweighted terms named in ``terms`` (a subset of :data:`TERM_NAMES`), for T sampled times.
+
+    Args:
+        means: [N, 3] canonical centres (scene units); its dtype and device set those of the result.
+        deformations: T deformations of the N Gaussians (one per sampled time).
+        labels: the Gaussians' groups (validated here; one host sync).
+        terms: which terms to compute; the rigid fit is done only if a rigid term is asked for.
+        nonrigid_factor: see :attr:`GroupRegularizerConfig.nonrigid_factor`.
+        fit_weights: weights of the position and rotation terms that the rigid fit minimises (see :func:`fit_rigid`);
+            pass the loss weights, so that holding the fit constant gives the exact gradient.
+        static_below_conf: when set, reg_static covers only static Gaussians with a confidence below it (the others
+            skip the deformation field, see :func:`deform_mask_from_groups`).
+
+    Returns:
+        {name: scalar tensor} in the order of ``terms``.
+    """
+    n = _check_float(means, "means", (_leading(means, 2), 3), "[N, 3]").shape[0]
+    unknown = [t for t in terms if t not in TERM_NAMES]
+    if unknown:
+        raise InputError(f"unknown regularizer term(s) {unknown}; the terms are {list(TERM_NAMES)}")
+    check_labels(labels, n, means.device)
+    dx, dr, ds = stack_deformations(deformations, n)
+    _check_same_device(means.device, dx=dx, dr=dr, ds=ds)
+    w = term_weights(labels, nonrigid_factor, means.dtype, static_below_conf)
+    ids, g = labels.ids, labels.num_groups
+    # Work on the Gaussians some asked-for term covers only (typically the dynamic minority): one host sync.
+    parts = {"reg_rigid_position": ("motion",), "reg_rigid_rotation": ("motion",), "reg_static": ("static",)}
+    parts["reg_scale"] = ("scale_zero", "scale_agree")
+    covered = torch.zeros(n, dtype=torch.bool, device=means.device)
+    for part in {p for name in terms for p in parts[name]}:
+        covered |= w[part] > 0
+    index = covered.nonzero().squeeze(1)
+    if len(index) < n:
+        means, ids = means.index_select(0, index), ids.index_select(0, index)
+        dx, dr, ds = (x.index_select(1, index) for x in (dx, dr, ds))
+        w = {k: v.index_select(0, index) for k, v in w.items()}
+    out: dict[str, Tensor] = {}
+    fit = None
+    if "reg_rigid_position" in terms or "reg_rigid_rotation" in terms:
+        fit = fit_rigid(means, means + dx, ids, w["motion"], g, dr=dr, fit_weights=fit_weights)
+    for name in terms:
+        if name == "reg_rigid_position":
+            out[name] = rigid_position_loss(means, dx, fit, ids, w["motion"])  # type: ignore[arg-type]
+        elif name == "reg_rigid_rotation":
+            out[name] = rigid_rotation_loss(dr, fit, ids, w["motion"])  # type: ignore[arg-type]
+        elif name == "reg_scale":
+            out[name] = scale_loss(ds, ids, w["scale_zero"], w["scale_agree"], g)
+        else:
+            out[name] = static_loss(dx, dr, ds, w["static"])
+    return out
+
+
+def group_regularizer_losses(
+    config: GroupRegularizerConfig,
+    step: int,
+    means: Tensor,
+    deformations: Sequence[Deformation],
+    labels: GroupLabels,
+) -> dict[str, Tensor]:
+    """Named, weighted losses of the terms active at ``step`` (empty before the first start step).
+
+    Args:
+        config: weights and start steps.
+        step: the training step.
+        means: [N, 3] canonical centres (scene units).
+        deformations: the deformations of the N Gaussians at T sampled times (see :func:`sample_times`).
+        labels: the Gaussians' groups.
+
+    Returns:
+        {"reg_rigid_position" | "reg_rigid_rotation" | "reg_scale" | "reg_static": weight x term}. With
+        ``config.skip_static_deformation``, reg_static covers only the static Gaussians whose confidence is too low
+        to skip the field (the others do not deform).
+    """
+    active = config.active_terms(step)
+    if not active:
+        return {}
+    fit_weights = tuple(config.weight(k) if k in active else 0.0 for k in ("reg_rigid_position", "reg_rigid_rotation"))
+    below = config.static_skip_min_conf if config.skip_static_deformation else None
+    terms = group_regularizer_terms(
+        means,
+        deformations,
+        labels,
+        active,
+        config.nonrigid_factor,
+        fit_weights,
+        below,  # type: ignore[arg-type]
+    )
+    return {name: config.weight(name) * value for name, value in terms.items()}
+
+
+def deform_mask_from_groups(labels: GroupLabels, min_conf: float = 0.5) -> Tensor:
+    """[N] bool: False for Gaussians of static groups with confidence >= min_conf (they skip the field), else True.
+
+    Set it as ``DynamicScene.deform_mask``; the field then gives those Gaussians the exact identity and never
+    evaluates them.
+    """
+    ids = labels.ids
+    static = _gather(labels.is_static, ids, labels.is_static.new_zeros(())) & (ids >= 0)
+    return ~(static & (labels.conf >= min_conf))
+
+
+def covered_mask(labels: GroupLabels, config: GroupRegularizerConfig) -> Tensor:
+    """[N] bool: the Gaussians some term covers, whose deformation the regularizers need at the extra sampled
+    times (pass it as the field's ``mask``): labelled ones, less the static ones that skip the field."""
+    labelled = labels.ids >= 0
+    if not config.skip_static_deformation:
+        return labelled
+    return labelled & deform_mask_from_groups(labels, config.static_skip_min_conf)
+
+
+def sample_times(num: int, generator: torch.Generator | None = None) -> list[float]:
+    """``num`` stratified times in [0, 1]: one uniform sample in each of ``num`` equal intervals."""
+    if num < 1:
+        raise InputError(f"num_times must be at least 1, got {num}")
+    u = torch.rand(num, generator=generator, dtype=torch.float64)
+    return [float((k + u[k]) / num) for k in range(num)]
