@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -49,7 +50,12 @@ class GaussianInitConfig:
     random_extent: float = 1.0
     """Fraction of the scene box (about its centre, per axis) that random Gaussians fill; 1 = the whole box."""
     max_points: int = 200_000
-    """At most this many points are used; a larger cloud is subsampled at random (seeded by the generator)."""
+    """At most this many points are used; a larger cloud is subsampled (see ``subsample``)."""
+    subsample: Literal["random", "voxel"] = "random"
+    """How a cloud of more than ``max_points`` is thinned. ``random``: a uniform random subset. ``voxel``: one
+    random point per cell of the coarsest cubic grid that still has at least ``max_points`` occupied cells, then a
+    random subset of those. A driving log scans static structure again at every frame while a moving car leaves
+    its points at a new place each time, so the voxel grid drops repeated scans and keeps the traffic."""
     random_quats: bool = True
     """True: rotations uniformly random on SO(3) (as splatfacto); False: identity (1, 0, 0, 0)."""
 
@@ -154,6 +160,48 @@ def _desc(t: object) -> str:
     return f"{list(t.shape)} {t.dtype}" if isinstance(t, Tensor) else type(t).__name__
 
 
+def voxel_representatives(points: Tensor, voxel: float, generator: torch.Generator | None = None) -> Tensor:
+    """Index of one random point per occupied cubic cell of side ``voxel`` (same units as ``points`` [P, 3]).
+
+    Returns:
+        int64 [V] indices into ``points``, one per occupied cell, in increasing cell order.
+    """
+    order = torch.randperm(points.shape[0], generator=generator)
+    cells = torch.floor(points[order] / voxel).long()
+    _, inverse = torch.unique(cells, dim=0, return_inverse=True)
+    first = torch.full((int(inverse.max()) + 1,), points.shape[0], dtype=torch.long)
+    first.scatter_reduce_(0, inverse, torch.arange(points.shape[0]), reduce="amin")
+    return order[first]
+
+
+def subsample_points(
+    points: Tensor, count: int, mode: str = "random", generator: torch.Generator | None = None
+) -> Tensor:
+    """Indices of ``count`` of ``points`` [P, 3] (P > count), chosen as :attr:`GaussianInitConfig.subsample` says.
+
+    ``voxel`` bisects (in log space, 20 steps) for the coarsest cell size with at least ``count`` occupied cells.
+
+    Returns:
+        int64 [count] distinct indices into ``points``.
+    """
+    if mode == "voxel":
+        extent = float((points.max(0).values - points.min(0).values).max().clamp_min(1e-12))
+        lo, hi = extent * 1e-6, extent  # lo: (practically) every point its own cell; hi: a single cell
+        best = torch.arange(points.shape[0])
+        for _ in range(20):
+            mid = math.sqrt(lo * hi)
+            reps = voxel_representatives(points, mid, generator)
+            if reps.numel() >= count:
+                lo, best = mid, reps
+            else:
+                hi = mid
+        pick = torch.randperm(best.numel(), generator=generator)[:count]
+        return best[pick]
+    if mode != "random":
+        raise InputError(f"GaussianInitConfig.subsample must be 'random' or 'voxel', got {mode!r}")
+    return torch.randperm(points.shape[0], generator=generator)[:count]
+
+
 def init_gaussians(
     points: Tensor | None,
     colors: Tensor | None,
@@ -195,7 +243,7 @@ def init_gaussians(
         means = points.detach().cpu().float().clone()  # never train in place the caller's points
         rgb = None if colors is None else colors.detach().cpu()
         if means.shape[0] > config.max_points:
-            keep = torch.randperm(means.shape[0], generator=generator)[: config.max_points]
+            keep = subsample_points(means, config.max_points, config.subsample, generator)
             means = means[keep]
             rgb = None if rgb is None else rgb[keep]
         n = means.shape[0]

@@ -19,6 +19,7 @@ from semdyn.scene import (
     means_lr_scheduler,
     sh0_to_rgb,
 )
+from semdyn.scene.gaussians import subsample_points
 
 AABB = torch.tensor([[-2.0, -1.0, 0.0], [2.0, 1.0, 3.0]])
 
@@ -72,6 +73,25 @@ def test_subsample_is_seeded_and_capped() -> None:
     a = init_gaussians(pts, None, AABB, cfg, "cpu", torch.Generator().manual_seed(3))
     b = init_gaussians(pts, None, AABB, cfg, "cpu", torch.Generator().manual_seed(3))
     assert a["means"].shape == (300, 3) and torch.equal(a["means"], b["means"])
+
+
+def test_voxel_subsample_drops_repeated_scans_and_keeps_sparse_traffic() -> None:
+    """A wall scanned 40 times at the same place against a car seen once at 40 places: the voxel grid keeps far
+    more of the car than a random subset would (which keeps each point with the same probability)."""
+    g = torch.Generator().manual_seed(0)
+    wall = (torch.rand(500, 3, generator=g) * torch.tensor([4.0, 0.01, 2.0])).repeat(40, 1)
+    wall = wall + 1e-3 * torch.randn(wall.shape, generator=g)  # repeated scans, a millimetre of noise
+    car = torch.rand(2000, 3, generator=g) * torch.tensor([40.0, 2.0, 1.5]) + torch.tensor([0.0, 5.0, 0.0])
+    pts = torch.cat([wall, car])
+    is_car = torch.arange(len(pts)) >= len(wall)
+    keep = subsample_points(pts, 1500, "voxel", torch.Generator().manual_seed(1))
+    assert keep.numel() == 1500 and keep.unique().numel() == 1500
+    car_share = is_car[keep].float().mean().item()
+    assert car_share > 0.5 and car_share > 5 * is_car.float().mean().item()  # random keeps ~9 % car points
+    again = subsample_points(pts, 1500, "voxel", torch.Generator().manual_seed(1))
+    assert torch.equal(keep, again)
+    with pytest.raises(InputError, match="subsample"):
+        subsample_points(pts, 10, "grid")
 
 
 def test_random_init_inside_the_box() -> None:
