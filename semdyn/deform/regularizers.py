@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 
 from semdyn.deform.field import Deformation
-from semdyn.deform.quaternion import quat_to_rotmat
+from semdyn.deform.quaternion import quat_multiply, quat_normalize, quat_to_rotmat
 from semdyn.errors import InputError
 
 TERM_NAMES: tuple[str, ...] = ("reg_rigid_position", "reg_rigid_rotation", "reg_scale", "reg_static")
@@ -466,6 +466,7 @@ def group_regularizer_terms(
     nonrigid_factor: float = 0.1,
     fit_weights: tuple[float, float] = (1.0, 0.1),
     static_below_conf: float | None = None,
+    fit_scale: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """The unweighted terms named in ``terms`` (a subset of :data:`TERM_NAMES`), for T sampled times.
 
@@ -479,6 +480,10 @@ def group_regularizer_terms(
             pass the loss weights, so that holding the fit constant gives the exact gradient.
         static_below_conf: when set, reg_static covers only static Gaussians with a confidence below it (the others
             skip the deformation field, see :func:`deform_mask_from_groups`).
+        fit_scale: [N] non-negative factors on the Gaussians' weights in the rigid fit only (not in the penalties),
+            e.g. their visibility at the sampled times: the visible members, which the images constrain, decide the
+            group's motion and the rest are pulled along. The fit is then no longer the minimiser of the penalty, so
+            the gradient is that of the penalty about a fixed motion (still toward it).
 
     Returns:
         {name: scalar tensor} in the order of ``terms``.
@@ -499,14 +504,18 @@ def group_regularizer_terms(
     for part in {p for name in terms for p in parts[name]}:
         covered |= w[part] > 0
     index = covered.nonzero().squeeze(1)
+    if fit_scale is not None:
+        fit_scale = _check_weights(fit_scale, n).to(means.dtype)
     if len(index) < n:
         means, ids = means.index_select(0, index), ids.index_select(0, index)
+        fit_scale = None if fit_scale is None else fit_scale.index_select(0, index)
         dx, dr, ds = (x.index_select(1, index) for x in (dx, dr, ds))
         w = {k: v.index_select(0, index) for k, v in w.items()}
     out: dict[str, Tensor] = {}
     fit = None
     if "reg_rigid_position" in terms or "reg_rigid_rotation" in terms:
-        fit = fit_rigid(means, means + dx, ids, w["motion"], g, dr=dr, fit_weights=fit_weights)
+        fit_w = w["motion"] if fit_scale is None else w["motion"] * fit_scale
+        fit = fit_rigid(means, means + dx, ids, fit_w, g, dr=dr, fit_weights=fit_weights)
     for name in terms:
         if name == "reg_rigid_position":
             out[name] = rigid_position_loss(means, dx, fit, ids, w["motion"])  # type: ignore[arg-type]
@@ -525,8 +534,10 @@ def group_regularizer_losses(
     means: Tensor,
     deformations: Sequence[Deformation],
     labels: GroupLabels,
+    terms: Sequence[str] = TERM_NAMES,
+    fit_scale: Tensor | None = None,
 ) -> dict[str, Tensor]:
-    """Named, weighted losses of the terms active at ``step`` (empty before the first start step).
+    """Named, weighted losses of the ``terms`` active at ``step`` (empty before the first start step).
 
     Args:
         config: weights and start steps.
@@ -534,13 +545,15 @@ def group_regularizer_losses(
         means: [N, 3] canonical centres (scene units).
         deformations: the deformations of the N Gaussians at T sampled times (see :func:`sample_times`).
         labels: the Gaussians' groups.
+        terms: which terms to consider (all by default).
+        fit_scale: [N] factors on the rigid fit's weights only (see :func:`group_regularizer_terms`).
 
     Returns:
         {"reg_rigid_position" | "reg_rigid_rotation" | "reg_scale" | "reg_static": weight x term}. With
         ``config.skip_static_deformation``, reg_static covers only the static Gaussians whose confidence is too low
         to skip the field (the others do not deform).
     """
-    active = config.active_terms(step)
+    active = tuple(name for name in config.active_terms(step) if name in terms)
     if not active:
         return {}
     fit_weights = tuple(config.weight(k) if k in active else 0.0 for k in ("reg_rigid_position", "reg_rigid_rotation"))
@@ -553,8 +566,22 @@ def group_regularizer_losses(
         config.nonrigid_factor,
         fit_weights,
         below,  # type: ignore[arg-type]
+        fit_scale,
     )
     return {name: config.weight(name) * value for name, value in terms.items()}
+
+
+def relative_deformation(first: Deformation, second: Deformation) -> Deformation:
+    """The deformation from time t1 to time t2, given both from the canonical space ([N, ...] each):
+    dx = dx2 - dx1, dr = dr2 * conj(dr1) (so that R(dr) R(dr1) = R(dr2)), ds = ds2 - ds1.
+
+    With temporal visibility the canonical space holds each Gaussian where it was captured, at different times
+    for different members of one car, so the canonical-to-t motion of a group is not rigid; its t1-to-t2 motion is.
+    Regularize it with canonical centres ``means + dx1``.
+    """
+    conj = first.dr * first.dr.new_tensor([1.0, -1.0, -1.0, -1.0])
+    dr = quat_multiply(quat_normalize(second.dr), quat_normalize(conj))
+    return Deformation(second.dx - first.dx, dr, second.ds - first.ds)
 
 
 def deform_mask_from_groups(labels: GroupLabels, min_conf: float = 0.5) -> Tensor:

@@ -20,6 +20,7 @@ from semdyn.deform.regularizers import (
     fit_rigid,
     group_regularizer_losses,
     group_regularizer_terms,
+    relative_deformation,
     rigid_position_loss,
     rigid_rotation_loss,
     rotmat_to_quat,
@@ -414,3 +415,49 @@ def test_rotmat_to_quat_inverts_quat_to_rotmat_on_every_branch() -> None:
     q = quat_from_axis_angle(axes, angles)  # near 180 degrees about x, y, z: the x, y, z branches; others: w
     back = rotmat_to_quat(quat_to_rotmat(q))
     assert ((back * q).sum(-1).abs() - 1).abs().max().item() < 1e-12  # equal up to sign
+
+
+def test_relative_deformation_composes_back_to_the_second_time() -> None:
+    """x + dx1 moved by the t1 -> t2 deformation lands on x + dx2, and its rotation on R(dr2)."""
+    means, (first, second), _ = rigid_scene(50, 3, 2, seed=4)
+    rel = relative_deformation(first, second)
+    assert torch.allclose(means + first.dx + rel.dx, means + second.dx, atol=1e-5)
+    composed = quat_to_rotmat(rel.dr) @ quat_to_rotmat(first.dr / first.dr.norm(dim=-1, keepdim=True))
+    assert torch.allclose(composed, quat_to_rotmat(second.dr / second.dr.norm(dim=-1, keepdim=True)), atol=1e-4)
+
+
+def test_members_anchored_at_different_places_still_score_zero_on_their_relative_motion() -> None:
+    """Temporal visibility puts one car's Gaussians along its path in canonical space: the canonical-to-t motion is
+    then not rigid, but the t1 -> t2 motion is, and the relative terms vanish on it."""
+    gen = torch.Generator().manual_seed(0)
+    n = 40
+    body = torch.randn(n, 3, generator=gen)  # points on the car, car frame
+    start = torch.rand(n, generator=gen) * 10  # where along the path each point was captured
+    path = lambda s: torch.stack([s, torch.zeros_like(s), torch.zeros_like(s)], -1)  # noqa: E731
+    canonical = body + path(start)
+    ident = torch.tensor([1.0, 0, 0, 0]).repeat(n, 1)
+    first = Deformation(path(torch.full((n,), 3.0)) - path(start), ident, torch.zeros(n, 3))
+    second = Deformation(path(torch.full((n,), 4.0)) - path(start), ident, torch.zeros(n, 3))
+    labels = make_labels([0] * n, [False], [True], conf=torch.ones(n))
+    absolute = group_regularizer_terms(canonical, [first, second], labels, ("reg_rigid_position",))
+    relative = group_regularizer_terms(
+        canonical + first.dx, [relative_deformation(first, second)], labels, ("reg_rigid_position",)
+    )
+    assert absolute["reg_rigid_position"] > 1.0
+    assert relative["reg_rigid_position"] < 1e-8
+
+
+def test_fit_scale_lets_the_visible_members_decide_the_motion() -> None:
+    """Half a group moves by +1 along x (visible, constrained by images), half stays (invisible): with the fit
+    weighted by visibility the target motion is the visible half's, so only the invisible half is penalised."""
+    n = 20
+    means = torch.randn(n, 3, generator=torch.Generator().manual_seed(2))
+    visible = torch.arange(n) < n // 2
+    dx = torch.where(visible[:, None], torch.tensor([1.0, 0, 0]), torch.zeros(3)).requires_grad_(True)
+    d = Deformation(dx, torch.tensor([1.0, 0, 0, 0]).repeat(n, 1), torch.zeros(n, 3))
+    labels = make_labels([0] * n, [False], [True], conf=torch.ones(n))
+    cfg = GroupRegularizerConfig(rigid_rotation_weight=0.0, scale_weight=0.0)
+    loss = group_regularizer_losses(cfg, 0, means, [d], labels, fit_scale=visible.float())["reg_rigid_position"]
+    loss.backward()
+    assert torch.allclose(dx.grad[visible], torch.zeros(n // 2, 3), atol=1e-6)
+    assert bool((dx.grad[~visible][:, 0] < 0).all())  # the hidden half is pushed to follow (+x)
