@@ -19,10 +19,12 @@ from typing import Any
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from semdyn.deform.regularizers import GroupLabels
 from semdyn.errors import InputError, SemdynError
 from semdyn.scene.dynamic import DynamicScene, DynamicSceneConfig
 from semdyn.scene.gaussians import PARAM_KEYS, make_optimizers, means_lr_scheduler
 from semdyn.scene.strategy import densify_pre_backward, densify_step, make_strategy
+from semdyn.semantics.training import SemanticLifter, SemanticsConfig
 from semdyn.synth import SynthConfig, ensure_scene
 from semdyn.train.data import SceneData, load_scene
 
@@ -64,6 +66,9 @@ class TrainConfig:
     """Resume: a run folder (its newest checkpoint) or a checkpoint file."""
     model: DynamicSceneConfig = field(default_factory=DynamicSceneConfig)
     """The model."""
+    semantics: SemanticsConfig | None = None
+    """Lift object-ID maps onto the Gaussians every few thousand steps (labels for the object-wise regularizers);
+    None: no semantics."""
 
     @property
     def run_dir(self) -> Path:
@@ -123,6 +128,9 @@ class Trainer:
         self.step = 0
         self.last_checkpoint: Path | None = None
         self.history: list[dict[str, float]] = []
+        self.semantics = SemanticLifter(config.semantics, data) if config.semantics is not None else None
+        if self.semantics is not None:
+            self.semantics.attach(self.model, self.device, g)  # the feature latent, when configured
         self._build_optimizers()
 
     def _build_optimizers(self) -> None:
@@ -153,8 +161,12 @@ class Trainer:
         step = self.step
         idx = int(self.data.train_idx[image_order(self.config.seed, step, len(self.data.train_idx))])
         b = self.frame_batch(idx)
+        if self.semantics is not None:  # densification changes N: hand the scene the labels of the current Gaussians
+            self.model.set_groups(self.group_labels())
         out = self.model(b["viewmats"], b["Ks"], self.data.width, self.data.height, b["t"], step=step)
-        terms = self.model.loss_dict(out, b["image"], b["depth"])
+        terms = self.model.loss_dict(out, b["image"], b["depth"], step=step)
+        if self.semantics is not None:
+            terms.update(self.semantics.loss_terms(self.model, out, idx, b))
         for name, value in terms.items():
             if not torch.isfinite(value):
                 raise TrainingDivergedError(
@@ -164,7 +176,8 @@ class Trainer:
         densify_pre_backward(self.strategy, self.model.params, self.optimizers, self.strategy_state, step, out["meta"])
         loss.backward()
         self._check_gradients(step)
-        for opt in [*self.optimizers.values(), *self.extra_optimizers.values()]:
+        semantic_opts = self.semantics.optimizers() if self.semantics is not None else []
+        for opt in [*self.optimizers.values(), *self.extra_optimizers.values(), *semantic_opts]:
             opt.step()
             opt.zero_grad(set_to_none=True)
         self.scheduler.step()
@@ -211,6 +224,8 @@ class Trainer:
             task = progress.add_task("train", total=cfg.max_steps, completed=self.step, info="")
             while self.step < cfg.max_steps:
                 record = self.train_step()
+                if self.semantics is not None and self.semantics.due(self.step):
+                    self.semantics.lift(self.model, self.strategy_state, self.device)
                 self.history.append(record | {"step": self.step})
                 info = f"loss {record['loss']:.4f}  {record['gaussians']:,} Gaussians"
                 progress.update(task, info=info)
@@ -224,6 +239,11 @@ class Trainer:
         log.info("trained %d steps in %.1f s", cfg.max_steps, self.train_seconds)
         return self.last_checkpoint  # type: ignore[return-value]
 
+    def group_labels(self) -> GroupLabels | None:
+        """What the object-wise regularizers read: ``group_ids [N]``, ``group_conf [N]`` (strategy state),
+        ``group_is_static [G]``, ``group_is_rigid [G]``; None without semantics or before the first lift."""
+        return None if self.semantics is None else self.semantics.group_labels(self.strategy_state)
+
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -235,6 +255,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "strategy_state": self.strategy_state,
             "torch_rng": torch.get_rng_state(),
+            "semantics": self.semantics.state_dict() if self.semantics is not None else None,
             "config": _jsonable(dataclasses.asdict(self.config)),
         }
 
@@ -266,6 +287,8 @@ class Trainer:
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.strategy_state = ckpt["strategy_state"]
         torch.set_rng_state(ckpt["torch_rng"].cpu())
+        if self.semantics is not None and ckpt.get("semantics") is not None:
+            self.semantics.load_state_dict(ckpt["semantics"])
         self.step = int(ckpt["step"])
         self.last_checkpoint = ckpt_path
         log.info("resumed from %s at step %d", ckpt_path, self.step)

@@ -71,8 +71,8 @@ def test_nan_stops_with_step_and_term_and_keeps_last_checkpoint(
     trainer = Trainer(_config(tiny_scene, tmp_path, 10, keep_checkpoints=5))
     real = trainer.model.loss_dict
 
-    def poisoned(outputs, gt, depth=None):
-        terms = real(outputs, gt, depth)
+    def poisoned(outputs, gt, depth=None, step=None):
+        terms = real(outputs, gt, depth, step=step)
         if trainer.step == 4:
             terms["rgb"] = terms["rgb"] * float("nan")
         return terms

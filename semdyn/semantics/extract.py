@@ -1,0 +1,326 @@
+"""Per-frame semantics: masks (SAM or ground truth) -> CLIP patch embeddings -> dictionary match -> object-ID map.
+
+Cache layout (one folder per set of output-changing options, so a changed parameter recomputes)::
+
+    <output>/<run_key>/meta.json               options, dictionary, random-weights flag
+    <output>/<run_key>/frames/<frame_key>.png  16-bit object-ID map (0 = none)
+    <output>/<run_key>/frames/<frame_key>.npz  embeddings [M, D], mask ids [M], similarity [M], mask index map [H, W]
+
+``run_key`` hashes the options; ``frame_key`` hashes ``run_key`` and the image file's bytes, so a frame is reused
+exactly when its image and the options are unchanged. Every file is written to a temporary name and moved into place
+(``os.replace``), the ``.npz`` before the ``.png``: a frame counts as done only when its ``.png`` exists, and an
+interrupted run leaves no partial file under a final name; leftover temporaries are removed on the next run.
+
+``masks="gt"``: the sequence's ground-truth instance masks replace SAM (the ID map is then the instance ids, and
+each instance's embedding and dictionary match are stored beside), so lifting can be measured apart from SAM.
+``masks="gt-class"``: the semantic class images replace SAM and CLIP matching (the ID map holds, per pixel, the
+first dictionary entry whose class is the pixel's class), so instance separation can be measured apart from both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from rich.progress import track
+from torch import Tensor
+
+from semdyn.errors import DataFormatError, InputError
+from semdyn.semantics.clip import ClipConfig, ClipEncoder
+from semdyn.semantics.dictionary import DEFAULT_DICTIONARY, ObjectDictionary, load_dictionary
+from semdyn.semantics.matching import mask_index_map, match_to_dictionary, paint_id_map
+from semdyn.semantics.sam import SamConfig, SamMasker
+
+log = logging.getLogger("semdyn")
+
+CACHE_VERSION = "1"
+"""Bumped whenever the pipeline's output changes for fixed options (part of the cache key)."""
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """Per-frame SAM masks, CLIP features and object-ID maps of a sequence, cached."""
+
+    data: Path | None = None
+    """Sequence folder (transforms.json inside); None: the synthetic default street (generated on first use)."""
+    output: Path | None = None
+    """Cache root; default <data>/semantics_cache."""
+    masks: Literal["sam", "gt", "gt-class"] = "sam"
+    """sam: SAM automatic masks; gt: the sequence's ground-truth instance masks (measures lifting without SAM);
+    gt-class: one mask per class of the sequence's semantic images, its object-ID the first dictionary entry of that
+    class (an oracle SAM + CLIP: measures the 3D instance separation alone)."""
+    sam: SamConfig = field(default_factory=SamConfig)
+    """SAM options (masks=sam)."""
+    clip: ClipConfig = field(default_factory=ClipConfig)
+    """CLIP options."""
+    dictionary: Path = DEFAULT_DICTIONARY
+    """Object dictionary YAML (configs/dictionaries/*.yaml)."""
+    match_threshold: float = 0.2
+    """Minimum cosine similarity between a mask and its best prompt."""
+    match_margin: float = 0.01
+    """Minimum lead of the best prompt's similarity over the runner-up's."""
+    patch_context: float = 0.1
+    """Each mask's bounding box is grown by this fraction of its size on every side before cropping."""
+    random_weights: bool = False
+    """Run SAM and CLIP on randomly initialised weights (tests and timing only; logged and stored in meta.json)."""
+    max_frames: int | None = None
+    """Only the first this many frames (None: all)."""
+    device: str = "auto"
+    """auto (CUDA when available), cpu or cuda."""
+
+    def output_params(self, dictionary: ObjectDictionary) -> dict[str, Any]:
+        """Everything that changes the cached outputs (device, batch sizes and frame count do not)."""
+        return dict(
+            version=CACHE_VERSION,
+            masks=self.masks,
+            sam=self.sam.output_params() if self.masks == "sam" else None,
+            clip=self.clip.output_params(),
+            dictionary=dictionary.fingerprint(),
+            match_threshold=self.match_threshold,
+            match_margin=self.match_margin,
+            patch_context=self.patch_context,
+            random_weights=self.random_weights,
+        )
+
+
+def _hash(text: bytes) -> str:
+    return hashlib.sha256(text).hexdigest()
+
+
+def run_key(config: ExtractConfig, dictionary: ObjectDictionary) -> str:
+    """16 hex digits identifying the options (the cache sub-folder)."""
+    return _hash(json.dumps(config.output_params(dictionary), sort_keys=True).encode())[:16]
+
+
+def frame_key(run: str, image_path: Path) -> str:
+    """24 hex digits identifying (options, image bytes)."""
+    return _hash(run.encode() + _hash(Path(image_path).read_bytes()).encode())[:24]
+
+
+def _atomic_write(path: Path, write: Any) -> None:
+    """Call ``write(tmp_path)`` then move the file to ``path`` (the suffix is kept for numpy/PIL)."""
+    tmp = path.with_name(f".tmp{os.getpid()}-{path.name}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_id_map(path: Path, id_map: np.ndarray) -> None:
+    """Atomically write an object-ID map [H, W] (values 0..65535) as a 16-bit PNG."""
+    arr = np.ascontiguousarray(id_map.astype(np.uint16))
+    _atomic_write(path, lambda tmp: Image.fromarray(arr).save(tmp, format="PNG"))
+
+
+def read_id_map(path: Path) -> Tensor:
+    """[H, W] int64 object-ID map from a 16-bit PNG."""
+    try:
+        with Image.open(path) as im:
+            return torch.from_numpy(np.asarray(im).astype(np.int64))
+    except (OSError, ValueError) as err:
+        raise DataFormatError(path, f"not a readable 16-bit ID map ({type(err).__name__})") from err
+
+
+def read_cached_id_map(run_dir: Path, image_path: Path) -> Tensor:
+    """The cached [H, W] object-ID map of one image from a run folder (``meta.json`` inside)."""
+    meta_path = Path(run_dir) / "meta.json"
+    if not meta_path.is_file():
+        raise DataFormatError(run_dir, "not an extract_semantics run folder (no meta.json)")
+    run = json.loads(meta_path.read_text())["run_key"]
+    png = Path(run_dir) / "frames" / f"{frame_key(run, image_path)}.png"
+    if not png.is_file():
+        raise DataFormatError(png, f"no cached ID map for {image_path}; run scripts/extract_semantics.py on it")
+    return read_id_map(png)
+
+
+def crop_patches(image: Tensor, masks: Tensor, context: float) -> Tensor:
+    """[M, 3, s, s] square patches around each mask, pixels outside the mask grey (0.5).
+
+    Args:
+        image: [H, W, 3] float in [0, 1].
+        masks: [M, H, W] bool.
+        context: bounding boxes grow by this fraction of their size per side.
+    """
+    h, w = image.shape[:2]
+    size = 64
+    out = torch.full((masks.shape[0], 3, size, size), 0.5)
+    for m in range(masks.shape[0]):
+        ys, xs = torch.nonzero(masks[m], as_tuple=True)
+        if ys.numel() == 0:
+            continue
+        y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+        side = max(y1 - y0, x1 - x0) * (1 + 2 * context)
+        cy, cx = (y0 + y1) / 2, (x0 + x1) / 2
+        t, b = max(int(cy - side / 2), 0), min(int(np.ceil(cy + side / 2)), h)
+        lft, r = max(int(cx - side / 2), 0), min(int(np.ceil(cx + side / 2)), w)
+        crop = torch.where(masks[m, t:b, lft:r, None], image[t:b, lft:r], torch.full_like(image[t:b, lft:r], 0.5))
+        out[m] = F.interpolate(crop.permute(2, 0, 1)[None], size=(size, size), mode="bilinear", antialias=True)[0]
+    return out
+
+
+def class_id_lut(classes: tuple[str, ...], dictionary: ObjectDictionary) -> np.ndarray:
+    """[256] uint16: semantic class id -> object-ID of the first dictionary entry of that class (0 if none)."""
+    first: dict[str, int] = {}
+    for i, e in enumerate(dictionary.entries):
+        first.setdefault(e.class_name, i + 1)
+    lut = np.zeros(256, dtype=np.uint16)
+    for c, name in enumerate(classes[:256]):
+        lut[c] = first.get(name, 0)
+    return lut
+
+
+def gt_masks(instance_map: np.ndarray) -> tuple[Tensor, Tensor]:
+    """``(masks [M, H, W] bool largest first, instance ids [M])`` of a ground-truth instance map (0 = none)."""
+    ids, counts = np.unique(instance_map[instance_map > 0], return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    ids = ids[order]
+    masks = torch.from_numpy(instance_map[None] == ids[:, None, None])
+    return masks, torch.from_numpy(ids.astype(np.int64))
+
+
+@dataclass
+class FrameResult:
+    """What one frame produced (also what is cached)."""
+
+    id_map: np.ndarray
+    """[H, W] uint16 object-ID map."""
+    embeddings: np.ndarray
+    """[M, D] float16 unit-norm CLIP embeddings of the masks."""
+    mask_ids: np.ndarray
+    """[M] int64 each mask's id in the ID map (dictionary object-ID, or GT instance id for masks=gt)."""
+    matches: np.ndarray
+    """[M] int64 dictionary object-ID each mask matched (0 = none)."""
+    similarity: np.ndarray
+    """[M] float32 cosine similarity of the best prompt."""
+    mask_index: np.ndarray
+    """[H, W] int16 index of the smallest mask covering each pixel (-1 none): the pixel's CLIP feature."""
+
+
+class SemanticExtractor:
+    """The per-frame pipeline with loaded models (see the module docstring)."""
+
+    def __init__(self, config: ExtractConfig, device: torch.device) -> None:
+        self.config = config
+        self.dictionary = load_dictionary(config.dictionary)
+        self.clip = ClipEncoder(config.clip, device, config.random_weights)
+        self.text = self.clip.encode_text(self.dictionary.prompts).cpu()
+        self.sam = SamMasker(config.sam, device, config.random_weights) if config.masks == "sam" else None
+
+    def process(self, image_u8: np.ndarray, instance_map: np.ndarray | None = None) -> FrameResult:
+        """One frame: image [H, W, 3] uint8; instance_map [H, W] (instance ids for masks=gt, object-IDs for
+        masks=gt-class; its regions are the masks and it is the ID map as it is)."""
+        if self.sam is not None:
+            masks = torch.from_numpy(self.sam.masks(image_u8))
+        else:
+            if instance_map is None:
+                raise InputError("masks=gt / gt-class needs the frame's instance (or object-ID) map")
+            masks, gt_ids = gt_masks(instance_map)
+        image = torch.from_numpy(image_u8).float() / 255.0
+        emb = self.clip.encode_patches(crop_patches(image, masks, self.config.patch_context)).cpu()
+        matches, sims = match_to_dictionary(emb, self.text, self.config.match_threshold, self.config.match_margin)
+        if self.sam is not None:
+            id_map, mask_ids = paint_id_map(masks, matches), matches
+        else:
+            id_map, mask_ids = torch.from_numpy(instance_map.astype(np.int64)), gt_ids
+        return FrameResult(
+            id_map=id_map.numpy().astype(np.uint16),
+            embeddings=emb.numpy().astype(np.float16),
+            mask_ids=mask_ids.numpy(),
+            matches=matches.numpy(),
+            similarity=sims.numpy().astype(np.float32),
+            mask_index=mask_index_map(masks).numpy().astype(np.int16),
+        )
+
+
+def _write_frame(folder: Path, key: str, result: FrameResult, meta: dict[str, Any]) -> None:
+    def save_npz(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(
+                fh,
+                embeddings=result.embeddings,
+                mask_ids=result.mask_ids,
+                matches=result.matches,
+                similarity=result.similarity,
+                mask_index=result.mask_index,
+                meta=np.array(json.dumps(meta)),
+            )
+
+    _atomic_write(folder / f"{key}.npz", save_npz)
+    write_id_map(folder / f"{key}.png", result.id_map)  # last: the frame is done when its .png exists
+
+
+def extract_sequence(config: ExtractConfig, show_progress: bool = True) -> dict[str, Any]:
+    """Run the pipeline over every frame of the sequence, reusing cached frames; returns a summary."""
+    from semdyn.data import read_sequence
+    from semdyn.synth import SynthConfig, ensure_scene
+    from semdyn.train.trainer import resolve_device
+
+    data = config.data if config.data is not None else ensure_scene(SynthConfig(), show_progress=show_progress)
+    seq = read_sequence(data)
+    frames = seq.frames[: config.max_frames] if config.max_frames is not None else seq.frames
+    if config.masks == "gt" and not seq.has("mask"):
+        raise DataFormatError(seq.transforms_path, "--masks gt needs instance masks (mask_path) in every frame")
+    if config.masks == "gt-class" and not (seq.has("semantic") and seq.semantic_classes):
+        raise DataFormatError(seq.transforms_path, "--masks gt-class needs semantic images and semantic_classes")
+    dictionary = load_dictionary(config.dictionary)
+    lut = class_id_lut(seq.semantic_classes, dictionary)
+    run = run_key(config, dictionary)
+    run_dir = Path(config.output if config.output is not None else Path(data) / "semantics_cache") / run
+    folder = run_dir / "frames"
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob(".tmp*"):
+        stale.unlink(missing_ok=True)
+    meta = {
+        "run_key": run,
+        "options": config.output_params(dictionary),
+        "dictionary": dictionary.name,
+        "prompts": dictionary.prompts,
+        "random_weights": config.random_weights,
+    }
+    if config.random_weights:
+        meta["warning"] = "SAM and CLIP ran on randomly initialised weights: masks and matches are meaningless"
+    meta_path = run_dir / "meta.json"
+    _atomic_write(meta_path, lambda tmp: tmp.write_text(json.dumps(meta, indent=2, default=str)))
+    keys = [frame_key(run, f.image_path) for f in frames]
+    todo = [i for i, k in enumerate(keys) if not (folder / f"{k}.png").is_file()]
+    summary: dict[str, Any] = {
+        "run_dir": str(run_dir),
+        "frames": len(frames),
+        "computed": len(todo),
+        "reused": len(frames) - len(todo),
+        "random_weights": config.random_weights,
+    }
+    if todo:
+        t0 = time.perf_counter()
+        extractor = SemanticExtractor(config, resolve_device(config.device))
+        load_s = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        for i in track(todo, "extracting semantics", disable=not show_progress):
+            f = frames[i]
+            with Image.open(f.image_path) as im:
+                img = np.array(im.convert("RGB"))
+            inst = None
+            if config.masks == "gt":
+                with Image.open(f.mask_path) as im:
+                    inst = np.asarray(im).astype(np.int64)
+            elif config.masks == "gt-class":
+                with Image.open(f.semantic_path) as im:
+                    inst = lut[np.asarray(im)].astype(np.int64)
+            result = extractor.process(img, inst)
+            _write_frame(folder, keys[i], result, {"image": str(f.image_path), **meta})
+        summary.update(
+            model_load_seconds=round(load_s, 2), seconds_per_frame=round((time.perf_counter() - t1) / len(todo), 3)
+        )
+    log.info("semantics: %d frames computed, %d reused, in %s", summary["computed"], summary["reused"], run_dir)
+    return summary

@@ -1,0 +1,127 @@
+"""Lifting per-pixel object-ID maps onto Gaussians by a closed-form vote over top-k blend weights (as FlashSplat).
+
+Every training view is rendered once without gradients; each pixel's K largest contributors (ids and blend weights
+``w = alpha * T`` from :func:`semdyn.render.render`) add ``w`` to ``votes[gaussian, label of the pixel]``. A Gaussian's
+label is the argmax of its accumulated weights; its confidence is that weight over its total weight. Label 0 (no
+object / sky) takes part in the vote, so a floater seen mostly against the sky ends unlabelled.
+
+Labels are arbitrary non-negative ints (GT instance ids or dictionary object-IDs, up to 65535); they are mapped onto
+a compact index ``0..L-1`` by :func:`label_index` so the vote table is ``[N, L]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from rich.progress import track
+from torch import Tensor
+
+from semdyn.errors import InputError
+
+
+@dataclass
+class LiftResult:
+    """Per-Gaussian outcome of a lift. N Gaussians."""
+
+    labels: Tensor
+    """[N] int64 winning label value (in the ID maps' space); -1 where unlabelled (no votes, label 0, low conf)."""
+    conf: Tensor
+    """[N] float32 winning weight / total weight, in [0, 1] (0 where no votes)."""
+    total_weight: Tensor
+    """[N] float32 sum of the Gaussian's blend weights over all voted pixels (its visibility)."""
+
+
+def label_index(label_map: Tensor, values: Tensor) -> Tensor:
+    """Position of each pixel's label in the sorted ``values`` [L], -1 for labels not in it. Shape of label_map."""
+    flat = label_map.reshape(-1).to(torch.int64)
+    pos = torch.searchsorted(values, flat).clamp(max=len(values) - 1)
+    found = values[pos] == flat
+    return torch.where(found, pos, torch.full_like(pos, -1)).reshape(label_map.shape)
+
+
+def accumulate_votes(votes: Tensor, topk_ids: Tensor, topk_weights: Tensor, label_idx: Tensor) -> None:
+    """Add one batch of pixels' top-k blend weights to the vote table, in place.
+
+    Args:
+        votes: [N, L] float accumulated weight per Gaussian and label index.
+        topk_ids: [..., K] int64 contributor ids (-1 where fewer than K).
+        topk_weights: [..., K] their blend weights.
+        label_idx: [...] int64 label index of each pixel into 0..L-1 (-1: the pixel does not vote).
+    """
+    if topk_ids.shape != topk_weights.shape or topk_ids.shape[:-1] != label_idx.shape:
+        raise InputError(
+            f"accumulate_votes: topk_ids {list(topk_ids.shape)}, topk_weights {list(topk_weights.shape)} and "
+            f"label_idx {list(label_idx.shape)} must agree ([..., K] and [...])"
+        )
+    n, num_labels = votes.shape
+    ids = topk_ids.reshape(-1)
+    w = topk_weights.reshape(-1).to(votes.dtype)
+    lab = label_idx.unsqueeze(-1).expand(topk_ids.shape).reshape(-1)
+    keep = (ids >= 0) & (lab >= 0) & (w > 0)
+    if bool((ids[keep] >= n).any()):
+        raise InputError(f"accumulate_votes: a contributor id exceeds the {n} Gaussians of the vote table")
+    votes.view(-1).index_add_(0, ids[keep] * num_labels + lab[keep], w[keep])
+
+
+def decide(votes: Tensor, values: Tensor, min_conf: float = 0.0, background: int = 0) -> LiftResult:
+    """Argmax of the vote table.
+
+    Args:
+        votes: [N, L] accumulated weights.
+        values: [L] sorted label values of the columns.
+        min_conf: Gaussians whose winning share is below this are unlabelled.
+        background: the label value meaning "no object" (its winners are unlabelled).
+    """
+    total = votes.sum(dim=1)
+    best_w, best = votes.max(dim=1)
+    conf = torch.where(total > 0, best_w / total.clamp_min(1e-12), torch.zeros_like(total))
+    labels = values[best]
+    unlabelled = (total <= 0) | (conf < min_conf) | (labels == background)
+    labels = torch.where(unlabelled, torch.full_like(labels, -1), labels)
+    return LiftResult(labels=labels, conf=conf.float(), total_weight=total.float())
+
+
+RenderTopK = Callable[[int], tuple[Tensor, Tensor]]
+"""``view index -> (topk_ids [1, H, W, K], topk_weights [1, H, W, K])`` of that view, rendered without gradients."""
+
+
+@torch.no_grad()
+def lift_labels(
+    render_topk: RenderTopK,
+    label_maps: Sequence[Tensor] | Tensor,
+    views: Sequence[int],
+    num_gaussians: int,
+    values: Tensor | None = None,
+    min_conf: float = 0.0,
+    show_progress: bool = False,
+) -> LiftResult:
+    """One pass over the views: render top-k contributors, vote with each view's ID map, take the argmax.
+
+    Args:
+        render_topk: renders view i's top-k contributors (see :data:`RenderTopK`).
+        label_maps: ID map per view index ([H, W] int; 0 = no object), indexed like ``views``' entries.
+        views: the view indices to vote with (e.g. the training frames).
+        num_gaussians: N.
+        values: [L] sorted label values to vote over; default every value in the maps of ``views``.
+        min_conf: see :func:`decide`.
+        show_progress: show a progress bar.
+
+    Returns:
+        A :class:`LiftResult`. Memory is ``N * L`` floats for the vote table.
+    """
+    if len(views) == 0:
+        raise InputError("lift_labels: no views to vote with")
+    if values is None:
+        values = torch.unique(torch.cat([torch.unique(label_maps[v]).to(torch.int64) for v in views]))
+    values = values.to(torch.int64).sort().values
+    votes: Tensor | None = None
+    for v in track(views, "lifting labels", disable=not show_progress, transient=True):
+        ids, weights = render_topk(v)
+        if votes is None:
+            votes = torch.zeros(num_gaussians, len(values), device=ids.device)
+        lab = label_index(label_maps[v].to(ids.device), values.to(ids.device))
+        accumulate_votes(votes, ids[0], weights[0], lab)
+    assert votes is not None
+    return decide(votes, values.to(votes.device), min_conf=min_conf)

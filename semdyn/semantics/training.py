@@ -1,0 +1,250 @@
+"""Semantics in the training loop: ID maps per frame, lifting at chosen steps, labels into the strategy state.
+
+:class:`SemanticLifter` is what :class:`semdyn.train.trainer.Trainer` holds when ``TrainConfig.semantics`` is set:
+
+- ``masks="gt"``: the sequence's ground-truth instance masks are the ID maps; each instance of ``objects`` is a
+  group, static from ``objects[].dynamic`` and rigid from its class (measures lifting apart from SAM's quality).
+- ``masks="cache"``: the object-ID maps that ``scripts/extract_semantics.py`` wrote (dictionary object-IDs); after
+  the vote, same-ID Gaussians are split into instances by 3D connectivity, static/rigid come from the dictionary.
+
+At ``lift_start`` and every ``lift_every`` steps after it, every training view is rendered once without gradients,
+the top-k contributors vote (:mod:`semdyn.semantics.lifting`), and ``group_ids``/``group_conf`` are written into the
+strategy state (where densification carries them until the next lift). :meth:`SemanticLifter.group_labels` returns
+:class:`semdyn.deform.regularizers.GroupLabels` (``ids [N]``, ``conf [N]``, ``is_static [G]``, ``is_rigid [G]``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from semdyn.deform.regularizers import GroupLabels
+from semdyn.errors import DataFormatError, InputError
+from semdyn.scene.strategy import get_labels, set_labels
+from semdyn.semantics.dictionary import DEFAULT_DICTIONARY, load_dictionary
+from semdyn.semantics.feature_field import (
+    LATENT_KEY,
+    FeatureDecoder,
+    FeatureFieldConfig,
+    PixelTargets,
+    feature_loss,
+    render_latent,
+)
+from semdyn.semantics.groups import (
+    SemanticGroups,
+    groups_from_dictionary,
+    groups_from_objects,
+    labels_to_group_index,
+)
+from semdyn.semantics.instances import connected_components
+from semdyn.semantics.lifting import LiftResult, lift_labels
+
+log = logging.getLogger("semdyn")
+
+
+@dataclass(frozen=True)
+class SemanticsConfig:
+    """Lifting of per-frame object-ID maps onto the Gaussians during training."""
+
+    masks: Literal["gt", "cache"] = "gt"
+    """gt: the sequence's ground-truth instance masks; cache: the object-ID maps of scripts/extract_semantics.py."""
+    cache_dir: Path | None = None
+    """masks=cache: the run folder extract_semantics printed (meta.json inside)."""
+    dictionary: Path = DEFAULT_DICTIONARY
+    """masks=cache: the object dictionary the ID maps were matched against (static/rigid flags per entry)."""
+    lift_start: int = 500
+    """First step at which labels are lifted (after the Gaussians have settled a little)."""
+    lift_every: int = 2000
+    """Lift again every this many steps (Gaussians move, split and die in between)."""
+    topk: int = 8
+    """Contributors per pixel that vote (at most 32)."""
+    min_conf: float = 0.5
+    """Gaussians whose winning share of their vote weight is below this stay unlabelled (-1)."""
+    instance_voxel: float = 0.6
+    """masks=cache: voxel edge (metres) of the 3D connectivity that splits one prompt's Gaussians into instances."""
+    instance_min_size: int = 10
+    """masks=cache: connected components with fewer Gaussians are left unlabelled."""
+    feature_field: FeatureFieldConfig | None = None
+    """The semantic feature field (needs masks=cache); None: off."""
+
+
+@torch.no_grad()
+def positions_at_anchor(model: Any, frame_times: Tensor) -> Tensor:
+    """[N, 3] where each Gaussian is when it is most visible: its deformed centre at the frame time nearest its
+    temporal-visibility anchor (normalised time 0.5 for models without visibility)."""
+    means = model.params["means"]
+    times = torch.unique(frame_times.to(means.device))
+    anchor = model.params["anchor_time"] if "anchor_time" in model.params else torch.full_like(means[:, 0], 0.5)
+    nearest = (anchor[:, None] - times[None]).abs().argmin(dim=1)
+    out = means.detach().clone()
+    for j in torch.unique(nearest).tolist():
+        sel = nearest == j
+        out[sel] = model.gaussians_at(float(times[j]))["means"][sel]
+    return out
+
+
+def load_cached_id_maps(cache_dir: Path, data: Any) -> Tensor:
+    """[F, H, W] int64 object-ID maps of every frame of ``data`` from an extract_semantics run folder, subsampled
+    to the training resolution as the instance masks are."""
+    from semdyn.semantics.extract import read_cached_id_map
+
+    maps = []
+    h, w = data.height, data.width
+    for frame in data.sequence.frames:
+        m = read_cached_id_map(cache_dir, frame.image_path)
+        fy, fx = m.shape[0] // h, m.shape[1] // w
+        if fy < 1 or fx < 1 or m.shape[0] != fy * h or m.shape[1] != fx * w:
+            raise DataFormatError(frame.image_path, f"cached ID map {tuple(m.shape)} does not fit the {h}x{w} images")
+        maps.append(m[fy // 2 :: fy, fx // 2 :: fx])
+    return torch.stack(maps).to(torch.int64)
+
+
+def _objects_groups(data: Any) -> SemanticGroups:
+    objs = data.sequence.objects
+    if not objs:
+        raise DataFormatError(data.sequence.transforms_path, "ground-truth masks need 'objects' to name the groups")
+    return groups_from_objects([o.id for o in objs], [o.label for o in objs], [o.dynamic for o in objs])
+
+
+def _cached_mask_source(run_dir: Path) -> str:
+    """``sam`` or ``gt``: which masks an extract_semantics run folder was made from."""
+    meta = run_dir / "meta.json"
+    if not meta.is_file():
+        raise DataFormatError(run_dir, "not an extract_semantics run folder (no meta.json)")
+    return str(json.loads(meta.read_text())["options"]["masks"])
+
+
+class SemanticLifter:
+    """Holds the ID maps and the group table; lifts labels into a strategy state (see the module docstring)."""
+
+    def __init__(self, config: SemanticsConfig, data: Any) -> None:
+        self.config = config
+        self.data = data
+        if not 1 <= config.topk <= 32:
+            raise InputError(f"--semantics.topk must be between 1 and 32, got {config.topk}")
+        if config.masks == "gt":
+            if data.instance_masks is None:
+                raise DataFormatError(data.sequence.transforms_path, "--semantics.masks gt needs instance masks")
+            self.id_maps = data.instance_masks.to(torch.int64)
+            self.groups: SemanticGroups | None = _objects_groups(data)
+            self.dictionary = None
+        elif config.masks == "cache":
+            if config.cache_dir is None:
+                raise InputError("--semantics.masks cache needs --semantics.cache-dir (a run of extract_semantics)")
+            self.id_maps = load_cached_id_maps(Path(config.cache_dir), data)
+            if _cached_mask_source(Path(config.cache_dir)) == "gt":  # ID maps are instance ids: groups as for gt
+                self.groups, self.dictionary = _objects_groups(data), None
+            else:
+                self.dictionary = load_dictionary(config.dictionary)
+                self.groups = None
+                top = int(self.id_maps.max())
+                if top > len(self.dictionary.entries):
+                    raise DataFormatError(
+                        config.dictionary,
+                        f"has {len(self.dictionary.entries)} entries but the cached ID maps "
+                        f"reach object-ID {top}; pass the dictionary they were extracted with",
+                    )
+        else:
+            raise InputError(f"--semantics.masks must be gt or cache, got {config.masks!r}")
+        self.last_result: LiftResult | None = None
+        self.decoder: FeatureDecoder | None = None
+        self.decoder_optimizer: torch.optim.Optimizer | None = None
+        self.feature_targets: PixelTargets | None = None
+        if config.feature_field is not None:
+            if config.masks != "cache" or config.cache_dir is None:
+                raise InputError("--semantics.feature-field needs --semantics.masks cache (the cached CLIP features)")
+            self.feature_targets = PixelTargets(Path(config.cache_dir), data)
+
+    def attach(self, model: Any, device: torch.device, generator: torch.Generator | None = None) -> None:
+        """Add the feature latent to the model's Gaussian parameters and build the decoder (feature field only)."""
+        ff = self.config.feature_field
+        if ff is None or self.feature_targets is None:
+            return
+        latent = 0.1 * torch.randn(model.num_gaussians, ff.latent_dim, generator=generator)
+        model.add_gaussian_param(LATENT_KEY, latent, ff.latent_lr)
+        self.decoder = FeatureDecoder(ff.latent_dim, self.feature_targets.dim, ff.hidden).to(device)
+        self.decoder_optimizer = torch.optim.Adam(self.decoder.parameters(), lr=ff.decoder_lr)
+
+    def loss_terms(self, model: Any, outputs: dict[str, Any], frame: int, batch: dict[str, Any]) -> dict[str, Tensor]:
+        """``{"feature": weight * (1 - cos)}`` of the decoded latent render against frame ``frame``'s CLIP targets;
+        empty without a feature field."""
+        ff = self.config.feature_field
+        if ff is None or self.decoder is None or self.feature_targets is None:
+            return {}
+        h, w = batch["image"].shape[1:3]
+        lat = render_latent(
+            outputs["gaussians"], model.params[LATENT_KEY], batch["viewmats"], batch["Ks"], w, h, model.config.render
+        )
+        target, valid = self.feature_targets.target(frame)
+        dev = lat.device
+        return {"feature": ff.weight * feature_loss(self.decoder(lat), target[None].to(dev), valid[None].to(dev))}
+
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        """Optimisers the trainer steps besides the Gaussians' (the feature decoder's)."""
+        return [] if self.decoder_optimizer is None else [self.decoder_optimizer]
+
+    def due(self, step: int) -> bool:
+        c = self.config
+        return step >= c.lift_start and (step - c.lift_start) % max(c.lift_every, 1) == 0
+
+    @torch.no_grad()
+    def lift(self, model: Any, state: dict[str, Any], device: torch.device, show_progress: bool = False) -> None:
+        """One pass over the training views; writes ``group_ids``/``group_conf`` into ``state``."""
+        d = self.data
+
+        def render_topk(v: int) -> tuple[Tensor, Tensor]:
+            vm, K = d.viewmats[v : v + 1].to(device), d.Ks[v : v + 1].to(device)
+            out = model(vm, K, d.width, d.height, float(d.times[v]), topk=self.config.topk)
+            return out["topk_ids"], out["topk_weights"]
+
+        views = d.train_idx.tolist()
+        values = None
+        if self.groups is not None:  # GT: vote over every object (and 0 = sky / nothing)
+            values = torch.cat([torch.zeros(1, dtype=torch.int64), self.groups.source_ids]).unique()
+        res = lift_labels(
+            render_topk, self.id_maps, views, model.num_gaussians, values, self.config.min_conf, show_progress
+        )
+        self.last_result = res
+        if self.dictionary is None:
+            assert self.groups is not None
+            group_ids = labels_to_group_index(res.labels, self.groups.source_ids.to(res.labels.device))
+        else:
+            pos = positions_at_anchor(model, d.times)
+            group_ids, inst_label = connected_components(
+                pos, res.labels, self.config.instance_voxel * d.normalization.scale, self.config.instance_min_size
+            )
+            self.groups = groups_from_dictionary(self.dictionary, inst_label)
+        conf = torch.where(group_ids >= 0, res.conf, torch.zeros_like(res.conf))
+        set_labels(state, group_ids, conf)
+        labelled = int((group_ids >= 0).sum())
+        log.info(
+            "semantics: lifted %d of %d Gaussians into %d groups", labelled, len(group_ids), self.groups.num_groups
+        )
+
+    def group_labels(self, state: dict[str, Any]) -> GroupLabels | None:
+        """``group_ids [N]``, ``group_conf [N]`` (from the strategy state), ``group_is_static [G]``,
+        ``group_is_rigid [G]``; None before the first lift."""
+        labels = get_labels(state)
+        if labels is None or self.groups is None:
+            return None
+        dev = labels[0].device
+        return GroupLabels(labels[0], labels[1], self.groups.is_static.to(dev), self.groups.is_rigid.to(dev))
+
+    def state_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"groups": None if self.groups is None else self.groups.state_dict()}
+        if self.decoder is not None and self.decoder_optimizer is not None:
+            out.update(decoder=self.decoder.state_dict(), decoder_optimizer=self.decoder_optimizer.state_dict())
+        return out
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        if d.get("groups") is not None:
+            self.groups = SemanticGroups.from_state_dict(d["groups"])
+        if self.decoder is not None and self.decoder_optimizer is not None and "decoder" in d:
+            self.decoder.load_state_dict(d["decoder"])
+            self.decoder_optimizer.load_state_dict(d["decoder_optimizer"])
