@@ -5,6 +5,9 @@
 - ``cpu-static``: the same with the deformation switched off (the static baseline, otherwise equal).
 - ``full``: full resolution and the full 30k-step schedule (for a GPU).
 - ``full-static``: its static baseline.
+- ``cpu-semantic`` / ``full-semantic``: the full method (semdyn): labels lifted from the sequence's instance masks
+  (``--semantics.masks cache --semantics.cache-dir <run>`` for the SAM + CLIP maps of ``scripts/extract_semantics.py``)
+  and the object-wise deformation regularizers.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from semdyn.deform import HexPlaneConfig
 from semdyn.scene.dynamic import DynamicSceneConfig, LossWeights, VisibilityConfig
 from semdyn.scene.gaussians import GaussianInitConfig
 from semdyn.scene.strategy import DensifyConfig
+from semdyn.semantics.training import SemanticsConfig
 from semdyn.train.trainer import TrainConfig
 
 
@@ -41,6 +45,12 @@ def static(config: TrainConfig) -> TrainConfig:
     return dataclasses.replace(config, model=model, experiment_name=config.experiment_name + "-static")
 
 
+def semantic(config: TrainConfig, lift_start: int = 500, lift_every: int = 1000) -> TrainConfig:
+    """The run with semantics lifted from the instance masks (labels for the object-wise regularizers)."""
+    sem = SemanticsConfig(lift_start=lift_start, lift_every=lift_every)
+    return dataclasses.replace(config, semantics=sem, experiment_name=config.experiment_name + "-semantic")
+
+
 def full_preset() -> TrainConfig:
     return TrainConfig(experiment_name="semdyn", max_steps=30_000, downscale=1, output_dir=Path("outputs"))
 
@@ -50,4 +60,6 @@ PRESETS: dict[str, tuple[str, TrainConfig]] = {
     "cpu-static": ("The cpu preset with the deformation switched off (static baseline).", static(cpu_preset())),
     "full": ("Full resolution, 30k steps (for a GPU).", full_preset()),
     "full-static": ("The full preset with the deformation switched off (static baseline).", static(full_preset())),
+    "cpu-semantic": ("The cpu preset with semantics and the object-wise regularizers.", semantic(cpu_preset())),
+    "full-semantic": ("The full preset with semantics and the regularizers.", semantic(full_preset(), 1000, 3000)),
 }

@@ -47,9 +47,9 @@ TERM_NAMES: tuple[str, ...] = ("reg_rigid_position", "reg_rigid_rotation", "reg_
 class GroupRegularizerConfig:
     """Weights and schedule of the object-wise deformation regularizers (a weight of 0 switches a term off)."""
 
-    rigid_position_weight: float = 1.0
-    """Weight of reg_rigid_position: mean squared distance (scene units^2) of deformed centres from their group's
-    best rigid motion of the canonical centres."""
+    rigid_position_weight: float = 10.0
+    """Weight of reg_rigid_position: mean squared distance (scene units^2; the cameras span about [-1, 1]) of
+    deformed centres from their group's best rigid motion."""
     rigid_position_start: int = 0
     """First training step at which reg_rigid_position is applied."""
     rigid_rotation_weight: float = 0.1
@@ -71,7 +71,11 @@ class GroupRegularizerConfig:
     """Factor on the position and rotation terms of dynamic groups that are not rigid (pedestrians): a person is
     close to rigid at driving-scene scale, but not exactly. 0: only rigid groups are fitted."""
     num_times: int = 2
-    """Times sampled per step at which the deformation is regularised (stratified in [0, 1])."""
+    """Times at which the deformation is regularised per step: the rendered time plus num_times - 1 others, each
+    within pair_window of it (the rigid terms score the motion from the rendered time to each other time)."""
+    pair_window: float = 0.1
+    """Largest distance (normalised time) between the rendered time and a sampled one; a short window pairs times
+    at which the same Gaussians are visible."""
     skip_static_deformation: bool = True
     """Gaussians of static groups skip the deformation field (exact identity): no drift, and less compute."""
     static_skip_min_conf: float = 0.5

@@ -16,7 +16,16 @@ from torch import Tensor, nn
 
 from semdyn import losses
 from semdyn.deform import HexPlaneConfig, MLPDeformConfig, apply_deformation, make_deformation
-from semdyn.deform.field import DeformationField
+from semdyn.deform.field import Deformation, DeformationField
+from semdyn.deform.regularizers import (
+    GroupLabels,
+    GroupRegularizerConfig,
+    covered_mask,
+    deform_mask_from_groups,
+    group_regularizer_losses,
+    relative_deformation,
+)
+from semdyn.errors import InputError
 from semdyn.render import RenderConfig, render
 from semdyn.scene.gaussians import GaussianInitConfig, LearningRates, init_gaussians
 from semdyn.scene.sky import SkyConfig, SkyModel, composite_sky
@@ -90,6 +99,9 @@ class DynamicSceneConfig:
     """Raise the rendered SH degree by one every this many steps, up to init.sh_degree."""
     losses: LossWeights = field(default_factory=LossWeights)
     """Loss weights."""
+    groups: GroupRegularizerConfig = field(default_factory=GroupRegularizerConfig)
+    """Object-wise deformation regularizers and the static skip; active only once lifting has set groups (a run
+    without semantics is semdyn-base)."""
 
 
 def deformation_box(camera_centres: Tensor, margin: tuple[float, float, float]) -> Tensor:
@@ -134,6 +146,9 @@ class DynamicScene(nn.Module):
         self.sky = SkyModel(config.sky, device=device) if config.sky is not None else None
         self.deform_mask: Tensor | None = None
         """[N] bool: Gaussians the deformation field moves (None: all). Set from semantic labels."""
+        self.groups: GroupLabels | None = None
+        """The Gaussians' object groups for the regularizers (None: none yet); set with :meth:`set_groups`."""
+        self._added_lrs: dict[str, float] = {}
 
     def _init_visibility(
         self,
@@ -157,15 +172,29 @@ class DynamicScene(nn.Module):
     def extra_lrs(self) -> dict[str, float]:
         """Learning rates of the per-Gaussian parameters beyond the standard attributes."""
         v = self.config.visibility
-        return {} if v is None else {"anchor_time": v.anchor_lr, "log_lifespan": v.lifespan_lr}
+        lrs = {} if v is None else {"anchor_time": v.anchor_lr, "log_lifespan": v.lifespan_lr}
+        return lrs | self._added_lrs
+
+    def add_gaussian_param(self, name: str, value: Tensor, lr: float) -> None:
+        """Add a per-Gaussian parameter ``value [N, ...]`` (e.g. the semantic feature latent) with its Adam learning
+        rate; densification carries it like the standard attributes. Call before the optimisers are built."""
+        if value.shape[0] != self.num_gaussians:
+            raise InputError(f"add_gaussian_param: {name} has {value.shape[0]} rows for {self.num_gaussians} Gaussians")
+        self.params[name] = nn.Parameter(value.to(self.params["means"].device))
+        self._added_lrs[name] = lr
+
+    def visibility_at(self, t: float) -> Tensor | None:
+        """[N] temporal visibility factor in (0, 1] at normalised time t; None without temporal visibility."""
+        if "anchor_time" not in self.params:
+            return None
+        z = (t - self.params["anchor_time"]) / torch.exp(self.params["log_lifespan"])
+        return torch.exp(-0.5 * z * z)
 
     def opacities_at(self, t: float) -> Tensor:
         """[N] opacities at normalised time t (temporal visibility applied when configured)."""
         opacity = torch.sigmoid(self.params["opacities"])
-        if "anchor_time" in self.params:
-            z = (t - self.params["anchor_time"]) / torch.exp(self.params["log_lifespan"])
-            opacity = opacity * torch.exp(-0.5 * z * z)
-        return opacity
+        vis = self.visibility_at(t)
+        return opacity if vis is None else opacity * vis
 
     @property
     def num_gaussians(self) -> int:
@@ -230,16 +259,17 @@ class DynamicScene(nn.Module):
         if self.sky is not None:
             rgb = composite_sky(rgb, out.alpha, self.sky.render(viewmats, Ks, width, height))
         result: dict[str, Any] = dict(
-            rgb=rgb.clamp(0.0, 1.0), depth=out.depth, accumulation=out.alpha, meta=out.meta, gaussians=g
+            rgb=rgb.clamp(0.0, 1.0), depth=out.depth, accumulation=out.alpha, meta=out.meta, gaussians=g, time=t
         )
         if topk:
             result.update(topk_ids=out.topk_ids, topk_weights=out.topk_weights)
         return result
 
     def loss_dict(
-        self, outputs: dict[str, Any], gt_rgb: Tensor, sparse_depth: Tensor | None = None
+        self, outputs: dict[str, Any], gt_rgb: Tensor, sparse_depth: Tensor | None = None, step: int | None = None
     ) -> dict[str, Tensor]:
-        """Weighted, named loss terms. gt_rgb: [C, H, W, 3] in [0, 1]; sparse_depth: [C, H, W] or None."""
+        """Weighted, named loss terms. gt_rgb: [C, H, W, 3] in [0, 1]; sparse_depth: [C, H, W] or None; step: the
+        training step (None: no object-wise regularizers)."""
         w = self.config.losses
         pred = outputs["rgb"]
         terms = {
@@ -257,6 +287,44 @@ class DynamicScene(nn.Module):
                 weight = getattr(w, name, 0.0)
                 if weight > 0:
                     terms[name] = weight * value
+        if step is not None:
+            terms.update(self.group_losses(outputs, step))
+        return terms
+
+    def set_groups(self, labels: GroupLabels | None) -> None:
+        """Use these object groups for the regularizers and, with ``config.groups.skip_static_deformation``, let
+        confident static Gaussians skip the deformation field. Labels for another N are ignored until set again."""
+        cfg = self.config.groups
+        self.groups = labels
+        skip = labels is not None and cfg.skip_static_deformation
+        self.deform_mask = deform_mask_from_groups(labels, cfg.static_skip_min_conf) if skip else None
+
+    def group_losses(self, outputs: dict[str, Any], step: int) -> dict[str, Tensor]:
+        """The weighted object-wise regularizers (see :mod:`semdyn.deform.regularizers`) at the rendered time t1
+        and ``num_times - 1`` times t2 within ``pair_window`` of it (torch's global generator). The rigid terms
+        score the t1 -> t2 motion of each group, fitted on the Gaussians visible at both times; scale and static
+        terms score the deformation at every time. Empty before the first lift or without a field."""
+        cfg, labels, means = self.config.groups, self.groups, self.params["means"]
+        if self.deform is None or labels is None or len(labels.ids) != len(means) or not cfg.active_terms(step):
+            return {}
+        g, t1 = outputs["gaussians"], float(outputs["time"])
+        first = Deformation(g["dx"], g["dr"], g["ds"])
+        box = self.deform.aabb
+        mask = covered_mask(labels, cfg) & ((means >= box[0]) & (means <= box[1])).all(dim=-1)
+        offsets = (2 * torch.rand(max(cfg.num_times - 1, 0)) - 1) * cfg.pair_window
+        others = [min(max(t1 + float(o), 0.0), 1.0) for o in offsets]
+        seconds = [self.deform(means, t2, mask=mask) for t2 in others]
+        terms = group_regularizer_losses(cfg, step, means, [first, *seconds], labels, ("reg_scale", "reg_static"))
+        vis1 = self.visibility_at(t1)
+        for t2, second in zip(others, seconds):
+            vis2 = self.visibility_at(t2)
+            fit_scale = None if vis1 is None or vis2 is None else (vis1 * vis2).detach()
+            rigid = group_regularizer_losses(
+                cfg, step, means + first.dx, [relative_deformation(first, second)], labels,
+                ("reg_rigid_position", "reg_rigid_rotation"), fit_scale,
+            )  # fmt: skip
+            for name, value in rigid.items():
+                terms[name] = terms.get(name, 0.0) + value / len(others)
         return terms
 
     def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:

@@ -6,6 +6,7 @@ import dataclasses
 
 import torch
 
+from semdyn.deform.regularizers import GroupLabels
 from semdyn.presets import cpu_preset
 from semdyn.scene.dynamic import DynamicScene, deformation_box
 
@@ -69,3 +70,39 @@ def test_subsampled_points_keep_their_own_capture_times() -> None:
                          torch.Generator().manual_seed(0), None, times)  # fmt: skip
     assert scene.num_gaussians == 100
     torch.testing.assert_close(scene.params["anchor_time"], scene.params["means"][:, 0].detach() * 0.5 + 0.5)
+
+
+def _grouped_scene() -> tuple[DynamicScene, GroupLabels]:
+    scene = _scene()
+    with torch.no_grad():
+        for p in scene.deform.parameters():
+            p.add_(torch.randn_like(p) * 0.3)  # a field that moves everything, non-rigidly
+    n = scene.num_gaussians
+    ids = torch.full((n,), -1, dtype=torch.int64)
+    ids[:100], ids[100:200] = 0, 1  # group 0: a car (rigid, dynamic); group 1: road (static)
+    labels = GroupLabels(ids, torch.ones(n), torch.tensor([False, True]), torch.tensor([True, False]))
+    return scene, labels
+
+
+def test_groups_switch_on_named_regularizers_and_static_groups_skip_the_field() -> None:
+    scene, labels = _grouped_scene()
+    cams = torch.eye(4)[None], torch.tensor([[[50.0, 0, 32], [0, 50, 24], [0, 0, 1]]])
+    out = scene(cams[0], cams[1], 64, 48, 0.4, step=10)
+    assert not any(k.startswith("reg_") for k in scene.loss_dict(out, out["rgb"].detach(), step=10))
+    scene.set_groups(labels)
+    out = scene(cams[0], cams[1], 64, 48, 0.4, step=10)
+    assert torch.count_nonzero(out["gaussians"]["dx"][100:200]) == 0  # static group: exact identity
+    terms = scene.loss_dict(out, out["rgb"].detach(), step=10)
+    assert {"reg_rigid_position", "reg_rigid_rotation", "reg_scale"} <= set(terms)
+    assert terms["reg_rigid_position"] > 0 and all(torch.isfinite(v) for v in terms.values())
+    assert "reg_rigid_position" not in scene.loss_dict(out, out["rgb"].detach())  # no step: no regularizers
+    sum(terms[k] for k in terms if k.startswith("reg_")).backward()
+    grads = [p.grad for p in scene.deform.parameters() if p.grad is not None]
+    assert grads and any(g.abs().sum() > 0 for g in grads)
+
+
+def test_labels_of_another_size_are_ignored_until_set_again() -> None:
+    scene, labels = _grouped_scene()
+    scene.set_groups(GroupLabels(labels.ids[:-1], labels.conf[:-1], labels.is_static, labels.is_rigid))
+    out = scene(torch.eye(4)[None], torch.tensor([[[50.0, 0, 32], [0, 50, 24], [0, 0, 1]]]), 64, 48, 0.4, step=10)
+    assert not any(k.startswith("reg_") for k in scene.loss_dict(out, out["rgb"].detach(), step=10))
