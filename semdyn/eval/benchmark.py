@@ -1,0 +1,233 @@
+"""The benchmark of ``shared/BENCHMARK.md``: every method on the same synthetic scenes, one table.
+
+Each (method, seed) run trains in a fresh spawned process, so that its peak memory is its own, and returns one row:
+image metrics on the test split, motion metrics against the ground-truth tracks, grouping scores, cost. The driver
+is ``scripts/benchmark.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import multiprocessing
+import os
+import platform
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from semdyn.presets import cpu_preset, full_preset, semantic, static
+from semdyn.synth import SynthConfig
+from semdyn.train.trainer import TrainConfig
+
+METHODS = ("static", "semdyn-base", "semdyn")
+"""Method names in table order. ``static``: deformation and temporal visibility off (labelled as our model, not
+splatfacto); ``semdyn-base``: the dynamic model, no semantics; ``semdyn``: lifting + the group regularizers."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What differs between the CPU and the GPU benchmark."""
+
+    name: Literal["cpu", "gpu"]
+    steps: int
+    """Training steps of every run."""
+    downscale: int
+    """Image downscale of the synthetic scenes."""
+    lift_start: int
+    """First lifting step of ``semdyn``."""
+    lift_every: int
+    """Lifting period of ``semdyn``."""
+
+
+PROFILES = {
+    "cpu": Profile("cpu", steps=1000, downscale=2, lift_start=300, lift_every=300),
+    "gpu": Profile("gpu", steps=30_000, downscale=1, lift_start=1000, lift_every=3000),
+}
+
+
+def method_config(
+    method: str, seed: int, profile: Profile, output_dir: Path, masks: str = "gt", cache_dir: Path | None = None
+) -> TrainConfig:
+    """The TrainConfig of one run: same scene, steps, resolution, initial points and seed for every method."""
+    base = cpu_preset() if profile.name == "cpu" else full_preset()
+    base = dataclasses.replace(
+        base,
+        synth=SynthConfig(seed=seed),
+        max_steps=profile.steps,
+        downscale=profile.downscale,
+        seed=seed,
+        output_dir=output_dir,
+        experiment_name=f"{method}-seed{seed}",
+        steps_per_save=profile.steps,
+        log_every=max(profile.steps // 4, 1),
+    )
+    if method == "static":
+        return dataclasses.replace(static(base), experiment_name=f"{method}-seed{seed}")
+    if method == "semdyn-base":
+        return base
+    if method == "semdyn":
+        run = semantic(base, profile.lift_start, profile.lift_every)
+        sem = dataclasses.replace(run.semantics, masks="gt" if masks == "gt" else "cache", cache_dir=cache_dir)
+        return dataclasses.replace(run, semantics=sem, experiment_name=base.experiment_name)
+    raise ValueError(f"unknown method {method!r}; the methods are {list(METHODS)}")
+
+
+def machine() -> str:
+    """One line naming the machine: CPU model and cores, or the GPU; torch version."""
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}"
+    model = platform.processor() or "CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores (CPU only), torch {torch.__version__}"
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+
+
+@torch.no_grad()
+def _render_fps(trainer: Any) -> float:
+    """Frames per second rendering the test views at the training resolution."""
+    from semdyn.train.evaluate import render_frame
+
+    idx = trainer.data.test_idx.tolist()
+    render_frame(trainer.model, trainer.data, idx[0], trainer.device)  # warm-up
+    if trainer.device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for i in idx:
+        render_frame(trainer.model, trainer.data, i, trainer.device)
+    if trainer.device.type == "cuda":
+        torch.cuda.synchronize()
+    return len(idx) / max(time.perf_counter() - t0, 1e-9)
+
+
+def run_one(config: TrainConfig, method: str) -> dict[str, Any]:
+    """Train one run and measure it (in the calling process)."""
+    from semdyn.eval.scene_motion import motion_metrics
+    from semdyn.semantics.evaluate import eval_tracks, grouping_scores, gt_instances
+    from semdyn.train.evaluate import evaluate
+    from semdyn.train.trainer import Trainer
+
+    torch.set_num_threads(int(os.environ.get("SEMDYN_BENCH_THREADS", torch.get_num_threads())))
+    trainer = Trainer(config)
+    trainer.train()
+    row: dict[str, Any] = {"method": method, "seed": config.seed}
+    row.update(evaluate(trainer.model, trainer.data, trainer.device, config.run_dir / "renders"))
+    row.update(motion_metrics(trainer.model, trainer.data, eval_tracks(trainer.data)))
+    labels = trainer.group_labels()
+    row["grouping_ari"] = math.nan
+    row["grouping_purity"] = math.nan
+    if labels is not None:
+        scores = grouping_scores(labels.ids.cpu(), gt_instances(trainer.model, trainer.data))
+        row["grouping_ari"], row["grouping_purity"] = scores["ari"], scores["purity"]
+    row["iterations_per_second"] = config.max_steps / max(trainer.train_seconds, 1e-9)
+    row["render_fps"] = _render_fps(trainer)
+    row["peak_memory_mb"] = _peak_memory_mb(trainer.device)
+    row["train_seconds"] = trainer.train_seconds
+    return row
+
+
+def _child(config: TrainConfig, method: str, queue: Any) -> None:
+    try:
+        queue.put(("ok", run_one(config, method)))
+    except BaseException as err:  # reported by the parent as a failed row
+        queue.put(("error", f"{type(err).__name__}: {err}"))
+
+
+def run_isolated(config: TrainConfig, method: str) -> dict[str, Any]:
+    """:func:`run_one` in a fresh spawned process (its own peak memory); a failure becomes a row with ``error``."""
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(config, method, queue))
+    proc.start()
+    status, value = queue.get()
+    proc.join()
+    if status == "ok":
+        return value
+    return {"method": method, "seed": config.seed, "error": value}
+
+
+COLUMNS = (
+    ("psnr", "PSNR", "{:.2f}"),
+    ("ssim", "SSIM", "{:.3f}"),
+    ("lpips", "LPIPS", "{:.3f}"),
+    ("dynamic_psnr", "dyn. PSNR", "{:.2f}"),
+    ("trajectory_error", "traj. err. m", "{:.3f}"),
+    ("static_drift", "static drift m", "{:.4f}"),
+    ("rigidity_error", "rigidity err. m", "{:.4f}"),
+    ("grouping_ari", "group ARI", "{:.3f}"),
+    ("iterations_per_second", "it/s", "{:.2f}"),
+    ("render_fps", "render fps", "{:.1f}"),
+    ("peak_memory_mb", "peak MB", "{:.0f}"),
+)
+
+
+def _cell(value: Any, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return fmt.format(value)
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """One Markdown table, a row per (method, seed); failed runs show their error."""
+    head = "| method | seed | " + " | ".join(title for _, title, _ in COLUMNS) + " |"
+    lines = [head, "|" + "---|" * (len(COLUMNS) + 2)]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['method']} | {r['seed']} | failed: {r['error']} |")
+            continue
+        cells = " | ".join(_cell(r.get(key), fmt) for key, _, fmt in COLUMNS)
+        lines.append(f"| {r['method']} | {r['seed']} | {cells} |")
+    return "\n".join(lines)
+
+
+def ratios(rows: list[dict[str, Any]], num: str = "semdyn", den: str = "semdyn-base") -> dict[int, dict[str, float]]:
+    """Per seed: trajectory-error and static-drift ratios num/den, and the dynamic-PSNR difference (dB)."""
+    by = {(r["method"], r["seed"]): r for r in rows if "error" not in r}
+    out: dict[int, dict[str, float]] = {}
+    for (method, seed), r in by.items():
+        other = by.get((den, seed))
+        if method != num or other is None:
+            continue
+        out[seed] = {
+            "trajectory_error_ratio": r["trajectory_error"] / other["trajectory_error"],
+            "static_drift_ratio": r["static_drift"] / other["static_drift"],
+            "dynamic_psnr_gain_db": r["dynamic_psnr"] - other["dynamic_psnr"],
+        }
+    return out
+
+
+def write_results(out_dir: Path, rows: list[dict[str, Any]], header: dict[str, Any]) -> tuple[Path, Path]:
+    """``benchmark.json`` and ``benchmark.md`` in ``out_dir``, written atomically."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rat = ratios(rows)
+    doc = {"header": header, "rows": rows, "ratios_semdyn_over_base": rat}
+    md = [f"# semdyn benchmark ({header['profile']} profile)", ""]
+    md += [f"- {k}: {v}" for k, v in header.items()]
+    md += ["", markdown_table(rows), ""]
+    for seed, r in sorted(rat.items()):
+        md.append(
+            f"- seed {seed}: semdyn / semdyn-base trajectory error x{r['trajectory_error_ratio']:.3f}, "
+            f"static drift x{r['static_drift_ratio']:.3f}, dynamic PSNR {r['dynamic_psnr_gain_db']:+.2f} dB"
+        )
+    paths = (out_dir / "benchmark.json", out_dir / "benchmark.md")
+    for path, text in zip(paths, (json.dumps(doc, indent=2, default=str), "\n".join(md) + "\n")):
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    return paths
