@@ -31,7 +31,9 @@ from torch import Tensor, nn
 from semdyn.errors import InputError
 from semdyn.eval import image as image_metrics
 from semdyn.scene.dynamic import DynamicScene, DynamicSceneConfig
-from semdyn.scene.strategy import densify_pre_backward, densify_step, make_strategy
+from semdyn.scene.strategy import densify_pre_backward, densify_step, get_labels, make_strategy
+from semdyn.viewer.controls import ViewerControls
+from semdyn.viewer.extras import EXTRA_OUTPUTS, render_extras, render_view, visible_mask
 
 IMAGE_OUTPUTS = ("rgb", "depth", "accumulation")
 """The outputs the viewer, ns-render and evaluation get: [H, W, 3], [H, W, 1], [H, W, 1]."""
@@ -83,6 +85,9 @@ class SemdynModelConfig(ModelConfig):
     the core trainer does; False, or no points: the dataparser's scene box."""
     enable_collider: bool = False
     """Unused: the ray collider of ray-marching models."""
+    viewer_extras: bool = True
+    """Outside training, also render groups, classes (stable colours, grey = unlabelled), deformation magnitude
+    (one extra rasterisation of a feature image). A text-query relevancy output is not wired yet."""
 
 
 def camera_centres(metadata: Mapping[str, Any]) -> Tensor | None:
@@ -115,6 +120,10 @@ class SemdynModel(Model):
         self.step = 0
         self._optimizers: dict[str, torch.optim.Optimizer] = {}
         self._meta: dict[str, Any] | None = None
+        sequence, norm = metadata.get("sequence"), metadata.get("scene_normalization")
+        poses = None if sequence is None or norm is None else norm.poses_to_normalized(sequence.camera_to_worlds)
+        self.viewer_controls = ViewerControls(poses)
+        self._class_names: tuple[str, ...] = tuple(getattr(sequence, "semantic_classes", ()) or ())
 
     def scene_aabb(self, points: Tensor | None) -> Tensor:
         """[2, 3] box of the deformation field and random initialisation (normalised units)."""
@@ -129,26 +138,43 @@ class SemdynModel(Model):
 
     # ------------------------------------------------------------------ rendering
     def get_outputs(self, camera: Cameras) -> dict[str, Any]:  # type: ignore[override]
-        """Render one camera at ``camera.times``: rgb [H, W, 3], depth [H, W, 1], accumulation [H, W, 1], and the
-        core's raw outputs under ``"scene"`` (batched [1, ...], with ``meta`` for the densification strategy)."""
+        """Render one camera at ``camera.times`` (or the viewer's frozen time): rgb [H, W, 3], depth [H, W, 1],
+        accumulation [H, W, 1]; outside training also groups, classes [H, W, 3], deformation [H, W, 1]
+        (with ``viewer_extras``); and the core's raw outputs under ``"scene"`` (batched, with ``meta``)."""
         viewmats, Ks, width, height, t = camera_arguments(camera)
-        out = self.scene(viewmats.to(self.device), Ks.to(self.device), width, height, t, step=self._sh_step())
+        viewmats, Ks = viewmats.to(self.device), Ks.to(self.device)
         if self.training:
+            out = self.scene(viewmats, Ks, width, height, t, step=self.step)
             self._meta = out["meta"]
             densify_pre_backward(self.strategy, self.scene.params, self._optimizers, self.strategy_state,
                                  self.step, out["meta"])  # fmt: skip
-        return {key: out[key][0] for key in IMAGE_OUTPUTS} | {"scene": out}
+            return {key: out[key][0] for key in IMAGE_OUTPUTS} | {"scene": out}
+        groups, classes = self.gaussian_labels()
+        controls = self.viewer_controls
+        keep = visible_mask(groups, classes, controls.hidden_groups(), controls.hidden_classes(self._class_names))
+        out = render_view(self.scene, viewmats, Ks, width, height, controls.time(t), keep)
+        result = {key: out[key][0] for key in IMAGE_OUTPUTS} | {"scene": out}
+        if self.config.viewer_extras:
+            extras = render_extras(self.scene, out["gaussians"], viewmats, Ks, width, height, groups, classes)
+            result |= {key: value[0] for key, value in extras.items()}
+        return result
 
-    def _sh_step(self) -> int | None:
-        """Training raises the SH degree with the step; evaluation and the viewer render every band."""
-        return self.step if self.training else None
+    def gaussian_labels(self) -> tuple[Tensor, Tensor]:
+        """``(group_ids [N], class_ids [N])`` int64 on the model's device; -1 where unknown (no labels yet)."""
+        n, dev = self.num_gaussians, self.device
+        labels = get_labels(self.strategy_state)
+        groups = labels[0] if labels is not None and len(labels[0]) == n else torch.full((n,), -1, dtype=torch.long)
+        classes = self.strategy_state.get("class_ids")
+        if not isinstance(classes, Tensor) or len(classes) != n:
+            classes = torch.full((n,), -1, dtype=torch.long)
+        return groups.to(dev).long(), classes.to(dev).long()
 
     @torch.no_grad()
     def get_outputs_for_camera(self, camera: Cameras, obb_box: OrientedBox | None = None) -> dict[str, Tensor]:
         """What the viewer, ns-render and evaluation call: the image outputs at ``camera.times``.
         The viewer's crop box (``obb_box``) is not applied."""
         outputs = self.get_outputs(camera.to(self.device))
-        return {key: outputs[key] for key in IMAGE_OUTPUTS}
+        return {key: outputs[key] for key in (*IMAGE_OUTPUTS, *EXTRA_OUTPUTS) if key in outputs}
 
     # ------------------------------------------------------------------ losses and metrics
     def gt_rgb(self, batch: Mapping[str, Any]) -> Tensor:

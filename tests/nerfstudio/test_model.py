@@ -160,7 +160,7 @@ def test_time_slider_drives_deformation(parsed: dict[str, Any]) -> None:
     early = model.get_outputs_for_camera(with_time(camera, 0.1))
     late = model.get_outputs_for_camera(with_time(camera, 0.9))
     again = model.get_outputs_for_camera(with_time(camera, 0.1))
-    assert set(early) == {"rgb", "depth", "accumulation"}
+    assert {"rgb", "depth", "accumulation"} <= set(early)
     assert (early["rgb"] - late["rgb"]).abs().max() > 1e-2
     torch.testing.assert_close(early["rgb"], again["rgb"], atol=0, rtol=0)
     no_time = model.get_outputs_for_camera(with_time(camera, None))

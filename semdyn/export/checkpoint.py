@@ -1,0 +1,91 @@
+"""Load a trained run from a core-trainer checkpoint alone: its config, data (cameras, normalisation) and model.
+
+Rendering (``scripts/render.py``) and export (``scripts/export_ply.py``) start here. The checkpoint carries the
+:class:`TrainConfig` it was trained with, so the same sequence (or the same cached synthetic street) and the same
+model are rebuilt, then the weights are loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from semdyn.errors import InputError
+from semdyn.export.config_io import dataclass_from_dict
+from semdyn.scene.dynamic import DynamicScene
+from semdyn.scene.strategy import get_labels
+from semdyn.synth import ensure_scene
+from semdyn.train.data import SceneData, load_scene
+from semdyn.train.trainer import TrainConfig, latest_checkpoint, resolve_device
+
+CLASS_IDS = "class_ids"
+"""Strategy-state key of per-Gaussian semantic class ids, int64 [N] (-1 = none), when semantics wrote them."""
+
+
+@dataclass
+class TrainedRun:
+    """A trained model with everything needed to place cameras and times in its world."""
+
+    config: TrainConfig
+    """The config the run was trained with."""
+    checkpoint: Path
+    """The checkpoint file loaded."""
+    step: int
+    """Training step of the checkpoint."""
+    model: DynamicScene
+    """The trained scene (eval mode) on ``device``."""
+    data: SceneData
+    """The sequence's frames, cameras, times and normalisation (metres -> scene units)."""
+    device: torch.device
+    """Where the model lives."""
+    group_ids: Tensor
+    """[N] int64 object/group id of each Gaussian (-1 = unlabelled; all -1 when the run has no labels)."""
+    class_ids: Tensor
+    """[N] int64 semantic class id of each Gaussian (-1 = none)."""
+
+
+def read_checkpoint(path: Path, device: torch.device) -> tuple[Path, dict]:
+    """The checkpoint file (``path`` itself, or the newest under ``path/checkpoints``) and its contents."""
+    ckpt_path = latest_checkpoint(Path(path))
+    try:
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+    except Exception as err:
+        raise InputError(f"{ckpt_path}: not a readable semdyn checkpoint ({type(err).__name__}: {err})") from err
+    if not isinstance(ckpt, dict) or not {"model", "config", "param_shapes"} <= set(ckpt):
+        raise InputError(f"{ckpt_path}: not a semdyn-train checkpoint (no model/config/param_shapes)")
+    return ckpt_path, ckpt
+
+
+def load_run(path: Path, device: str = "auto", data: SceneData | None = None) -> TrainedRun:
+    """Rebuild the trained model of a checkpoint (file, or run folder: its newest ``checkpoints/step-*.pt``).
+
+    Args:
+        path: checkpoint file or run folder.
+        device: auto, cpu or cuda.
+        data: the run's data when already loaded (tests); else loaded from the checkpoint's config.
+    """
+    dev = resolve_device(device)
+    ckpt_path, ckpt = read_checkpoint(path, dev)
+    config = dataclass_from_dict(TrainConfig, ckpt["config"], where=f"{ckpt_path}: config")
+    if data is None:
+        source = config.data if config.data is not None else ensure_scene(config.synth, show_progress=True)
+        data = load_scene(source, config.downscale)
+    centres = torch.linalg.inv(data.viewmats)[:, :3, 3]
+    g = torch.Generator().manual_seed(config.seed)
+    model = DynamicScene(config.model, data.points, data.point_colors, data.aabb, dev, g, centres, data.point_times)
+    model.resize_params_to({k: torch.Size(s) for k, s in ckpt["param_shapes"].items()})
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    n = model.num_gaussians
+    state = ckpt.get("strategy_state") or {}
+    labels = get_labels(state)
+    groups = labels[0].long().cpu() if labels is not None else torch.full((n,), -1, dtype=torch.long)
+    classes = state.get(CLASS_IDS)
+    classes = classes.long().cpu() if isinstance(classes, Tensor) else torch.full((n,), -1, dtype=torch.long)
+    for name, v in (("group ids", groups), ("class ids", classes)):
+        if len(v) != n:
+            raise InputError(f"{ckpt_path}: {len(v)} {name} for {n} Gaussians")
+    return TrainedRun(config, ckpt_path, int(ckpt["step"]), model, data, dev, groups, classes)

@@ -1,0 +1,9 @@
+"""Viewer extras: stable id colours, extra outputs (groups, classes, deformation, relevancy), hiding, controls.
+
+:mod:`semdyn.viewer.controls` imports nerfstudio; the rest does not.
+"""
+
+from semdyn.viewer.colors import heat_map, id_colors
+from semdyn.viewer.extras import EXTRA_OUTPUTS, render_extras, render_view, visible_mask
+
+__all__ = ["EXTRA_OUTPUTS", "heat_map", "id_colors", "render_extras", "render_view", "visible_mask"]

@@ -1,0 +1,1 @@
+from tests.export.trained import tiny_checkpoint  # noqa: F401
