@@ -74,6 +74,17 @@ class SemanticsConfig:
     """The semantic feature field (needs masks=cache); None: off."""
 
 
+CLASS_IDS = "class_ids"
+"""Strategy-state key of each Gaussian's class: int64 [N] index into the sequence's ``semantic_classes`` (-1 none),
+carried through densification like the group ids; the viewer's class view and the PLY export read it."""
+
+
+def class_ids_of(group_ids: Tensor, group_classes: list[str], vocabulary: tuple[str, ...] | list[str]) -> Tensor:
+    """[N] int64 index into ``vocabulary`` of the class of each Gaussian's group (-1 unlabelled or not in it)."""
+    table = torch.tensor([vocabulary.index(c) if c in vocabulary else -1 for c in group_classes] + [-1])
+    return table.to(group_ids.device)[torch.where(group_ids >= 0, group_ids, len(group_classes))]
+
+
 @torch.no_grad()
 def positions_at_anchor(model: Any, frame_times: Tensor) -> Tensor:
     """[N, 3] where each Gaussian is when it is most visible: its deformed centre at the frame time nearest its
@@ -222,6 +233,7 @@ class SemanticLifter:
             self.groups = groups_from_dictionary(self.dictionary, inst_label)
         conf = torch.where(group_ids >= 0, res.conf, torch.zeros_like(res.conf))
         set_labels(state, group_ids, conf)
+        state[CLASS_IDS] = class_ids_of(group_ids, self.groups.class_names, d.sequence.semantic_classes)
         labelled = int((group_ids >= 0).sum())
         log.info(
             "semantics: lifted %d of %d Gaussians into %d groups", labelled, len(group_ids), self.groups.num_groups

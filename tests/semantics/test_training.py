@@ -53,6 +53,11 @@ def test_gt_lifting_in_the_trainer(tiny_scene: Path, tmp_path: Path) -> None:
         o = objs[int(groups.source_ids[k])]
         assert bool(labels.is_static[k]) == (not o.dynamic)
         assert bool(labels.is_rigid[k]) == (o.label != "pedestrian")
+    classes = trainer.strategy_state["class_ids"]  # carried by densification like the group ids
+    vocab = data.sequence.semantic_classes
+    assert classes.shape == (n,) and bool(((classes >= 0) == (labels.ids >= 0)).all())
+    for i in torch.nonzero(labels.ids >= 0)[:50, 0].tolist():
+        assert vocab[int(classes[i])] == groups.class_names[int(labels.ids[i])]
     # a pixel-level check of the vote: visible Gaussians' labels agree with the masks they project into
     view = int(data.train_idx[0])
     out = trainer.model(
