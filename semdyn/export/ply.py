@@ -26,6 +26,7 @@ from plyfile import PlyData, PlyElement
 from torch import Tensor
 
 from semdyn.data.sequence import SceneNormalization
+from semdyn.deform.quaternion import quat_multiply
 from semdyn.errors import InputError
 from semdyn.scene.dynamic import DynamicScene
 
@@ -45,21 +46,6 @@ def ply_fields(num_rest: int) -> list[str]:
         *(f"scale_{i}" for i in range(3)),
         *(f"rot_{i}" for i in range(4)),
     ]
-
-
-def _quat_multiply(a: Tensor, b: Tensor) -> Tensor:
-    """Hamilton product of (w, x, y, z) quaternions a [..., 4] and b [..., 4]."""
-    aw, ax, ay, az = a.unbind(-1)
-    bw, bx, by, bz = b.unbind(-1)
-    return torch.stack(
-        [
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ],
-        dim=-1,
-    )
 
 
 def _rotation_to_quat(R: np.ndarray) -> Tensor:
@@ -103,7 +89,7 @@ def gaussians_table(
                 raise InputError(
                     "export in metres of a rotated normalisation needs SH rotation; use --units normalized"
                 )
-            quats = _quat_multiply(_rotation_to_quat(R.T).to(quats).expand_as(quats), quats)
+            quats = quat_multiply(_rotation_to_quat(R.T).to(quats).expand_as(quats), quats)
         means = torch.from_numpy(normalization.points_to_metres(means.cpu().numpy()))
         log_scales = log_scales - float(np.log(normalization.scale))
     opacity = g["opacities"][keep].double().clamp(1e-7, 1 - 1e-7)
