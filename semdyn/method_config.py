@@ -116,7 +116,7 @@ def trainer_config(name: str, preset: TrainConfig, device: str = "cuda") -> Trai
                 cache_images="gpu",  # the training device ("cpu" pins memory, which needs CUDA)
                 cache_images_type="uint8",
             ),
-            model=SemdynModelConfig(scene=preset.model, seed=preset.seed),
+            model=SemdynModelConfig(scene=preset.model, seed=preset.seed, semantics=preset.semantics),
         ),
         optimizers=optimizers(preset.model, preset.max_steps),
         viewer=ViewerConfig(num_rays_per_chunk=1 << 15),
@@ -125,8 +125,9 @@ def trainer_config(name: str, preset: TrainConfig, device: str = "cuda") -> Trai
 
 
 semdyn_method = MethodSpecification(
-    config=trainer_config("semdyn", presets.full_preset()),
-    description="semdyn: dynamic 3D Gaussians of driving scenes (semantic regularizers plug in here).",
+    config=trainer_config("semdyn", presets.semantic(presets.full_preset(), 1000, 3000)),
+    description="semdyn: dynamic 3D Gaussians of driving scenes, objects lifted from the sequence's instance masks "
+    "(or SAM + CLIP maps: --pipeline.model.semantics.masks cache) and regularized to move as rigid wholes.",
 )
 semdyn_base_method = MethodSpecification(
     config=trainer_config("semdyn-base", presets.full_preset()),

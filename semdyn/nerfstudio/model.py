@@ -32,6 +32,8 @@ from semdyn.errors import InputError
 from semdyn.eval import image as image_metrics
 from semdyn.scene.dynamic import DynamicScene, DynamicSceneConfig
 from semdyn.scene.strategy import densify_pre_backward, densify_step, get_labels, make_strategy
+from semdyn.semantics.training import SemanticLifter, SemanticsConfig
+from semdyn.train.data import load_scene
 from semdyn.viewer.controls import ViewerControls
 from semdyn.viewer.extras import EXTRA_OUTPUTS, render_extras, render_view, visible_mask
 
@@ -85,6 +87,10 @@ class SemdynModelConfig(ModelConfig):
     the core trainer does; False, or no points: the dataparser's scene box."""
     enable_collider: bool = False
     """Unused: the ray collider of ray-marching models."""
+    semantics: SemanticsConfig | None = None
+    """Lift object labels onto the Gaussians during training (labels for the object-wise regularizers of
+    ``scene.groups``); None: no semantics (semdyn-base). Lifting reads the sequence as the core trainer does, at the
+    training cameras' resolution."""
     viewer_extras: bool = True
     """Outside training, also render groups, classes (stable colours, grey = unlabelled), deformation magnitude
     (one extra rasterisation of a feature image). A text-query relevancy output is not wired yet."""
@@ -118,6 +124,7 @@ class SemdynModel(Model):
         # Normalised world (the dataparser scales the cameras to about [-1, 1]): scene scale 1, as splatfacto.
         self.strategy, self.strategy_state = make_strategy(self.config.scene.densify, scene_scale=1.0)
         self.step = 0
+        self.lifter: SemanticLifter | None = None
         self._optimizers: dict[str, torch.optim.Optimizer] = {}
         self._meta: dict[str, Any] | None = None
         sequence, norm = metadata.get("sequence"), metadata.get("scene_normalization")
@@ -192,7 +199,7 @@ class SemdynModel(Model):
         The LiDAR depth term is not computed: nerfstudio's full-image datamanager yields no sparse depth, so
         ``scene.losses.depth`` has no effect here (the core trainer uses it).
         """
-        return self.scene.loss_dict(outputs["scene"], self.gt_rgb(batch)[None], None)
+        return self.scene.loss_dict(outputs["scene"], self.gt_rgb(batch)[None], None, step=self.step)
 
     def get_metrics_dict(self, outputs: dict[str, Any], batch: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -224,15 +231,36 @@ class SemdynModel(Model):
     ) -> list[TrainingCallback]:
         before = TrainingCallbackLocation.BEFORE_TRAIN_ITERATION
         after = TrainingCallbackLocation.AFTER_TRAIN_ITERATION
-        return [
+        callbacks = [
             TrainingCallback([before], self._before_step, args=[training_callback_attributes.optimizers]),
             TrainingCallback([after], self._after_step),
         ]
+        if self.config.semantics is not None:
+            pipeline = training_callback_attributes.pipeline
+            callbacks.append(TrainingCallback([after], self._lift, args=[pipeline]))
+        return callbacks
+
+    def _lift(self, pipeline: Any, step: int) -> None:
+        """Lift labels when the schedule says so (after densification, as the core trainer). The first time, the
+        sequence is read at the training cameras' resolution, as the core trainer reads it."""
+        cfg = self.config.semantics
+        if cfg is None or not SemanticLifter.is_due(cfg, step + 1):
+            return
+        if self.lifter is None:
+            sequence = (self.kwargs.get("metadata") or {}).get("sequence")
+            if sequence is None:
+                raise InputError("--pipeline.model.semantics needs the semdyn-data dataparser (it names the sequence)")
+            width = int(pipeline.datamanager.train_dataset.cameras[0].width)
+            factor = max(round(sequence.frames[0].intrinsics.width / width), 1)
+            self.lifter = SemanticLifter(cfg, load_scene(sequence.root, factor))
+        self.lifter.lift(self.scene, self.strategy_state, self.device)
 
     def _before_step(self, optimizers: Optimizers, step: int) -> None:
         """Record the step (SH degree, strategy schedule) and the Gaussians' optimizers for the strategy."""
         self.step = step
         self._optimizers = {key: optimizers.optimizers[key] for key in self.scene.params}
+        if self.lifter is not None:  # densification changes N: the scene gets the current Gaussians' labels
+            self.scene.set_groups(self.lifter.group_labels(self.strategy_state))
 
     def _after_step(self, step: int) -> None:
         """Densify after the optimizers stepped, as the core trainer (MCMC scales its noise by the means lr)."""

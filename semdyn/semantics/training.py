@@ -201,7 +201,11 @@ class SemanticLifter:
         return [] if self.decoder_optimizer is None else [self.decoder_optimizer]
 
     def due(self, step: int) -> bool:
-        c = self.config
+        return self.is_due(self.config, step)
+
+    @staticmethod
+    def is_due(c: SemanticsConfig, step: int) -> bool:
+        """Whether labels are lifted after ``step`` training steps."""
         return step >= c.lift_start and (step - c.lift_start) % max(c.lift_every, 1) == 0
 
     @torch.no_grad()

@@ -32,6 +32,7 @@ from semdyn.nerfstudio.model import (  # noqa: E402
     viewmat_from_camera_to_world,
 )
 from semdyn.scene.dynamic import DynamicScene  # noqa: E402
+from semdyn.semantics.training import SemanticsConfig  # noqa: E402
 from semdyn.train.data import load_scene  # noqa: E402
 
 TRAIN_STEPS = 6
@@ -103,6 +104,8 @@ def test_method_configs() -> None:
     assert cpu.machine.device_type == "cpu"
     assert cpu.optimizers["deform_grid"]["optimizer"].lr == core.model.deform_lr
     assert cpu.optimizers["deform_mlp"]["optimizer"].lr == pytest.approx(core.model.deform_lr / 10)
+    assert semdyn_method.config.pipeline.model.semantics is not None  # the full method lifts objects
+    assert semdyn_base_method.config.pipeline.model.semantics is None
 
 
 def test_viewmat_matches_core_loader(parsed: dict[str, Any], tiny_scene: Path) -> None:
@@ -222,3 +225,22 @@ def test_every_param_group_has_an_optimizer(parsed: dict[str, Any], spec: Any) -
     groups = model.get_param_groups()
     assert set(groups) <= set(spec.config.optimizers)
     assert ("deform_grid" in groups) == (config.scene.deformation is not None)
+
+
+def test_semantic_lifting_and_regularizers_through_nerfstudio(tiny_scene: Path, tmp_path: Path) -> None:
+    """ns-train with semantics: labels are lifted from the instance masks at the scheduled step, the scene gets
+    them (static groups skip the field) and the loss dict gains the named group regularizers."""
+    config = cpu_config(tiny_scene, tmp_path)
+    config.pipeline.model.semantics = SemanticsConfig(lift_start=3, lift_every=100, topk=4, min_conf=0.0)
+    config.set_timestamp()
+    trainer = config.setup(local_rank=0, world_size=1)
+    trainer.setup()
+    trainer.train()
+    model = trainer.pipeline.model
+    labels = model.lifter.group_labels(model.strategy_state)
+    assert labels is not None and int((labels.ids >= 0).sum()) > 0
+    model.scene.set_groups(labels)
+    _, loss_dict, _ = trainer.pipeline.get_train_loss_dict(TRAIN_STEPS)
+    assert {"reg_rigid_position", "reg_scale"} <= set(loss_dict) or "reg_static" in loss_dict
+    assert all(torch.isfinite(v) for v in loss_dict.values())
+    assert model.scene.deform_mask is not None and not bool(model.scene.deform_mask.all())
