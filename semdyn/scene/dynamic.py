@@ -237,9 +237,23 @@ class DynamicScene(nn.Module):
 
         Returns:
             rgb [C, H, W, 3] (sky composited), depth [C, H, W, 1] (scene units), accumulation [C, H, W, 1],
-            meta (for the densification strategy), gaussians (the deformed inputs), and topk ids/weights when asked.
+            meta (for the densification strategy), gaussians (the deformed inputs), time (t), and topk ids/weights
+            when asked.
         """
-        g = self.gaussians_at(t)
+        return self.render_gaussians(self.gaussians_at(t), viewmats, Ks, width, height, step, topk) | {"time": t}
+
+    def render_gaussians(
+        self,
+        g: dict[str, Tensor],
+        viewmats: Tensor,
+        Ks: Tensor,
+        width: int,
+        height: int,
+        step: int | None = None,
+        topk: int = 0,
+    ) -> dict[str, Any]:
+        """Render Gaussians ``g`` (as :meth:`gaussians_at` gives them, possibly edited: e.g. some made transparent)
+        over the sky; the outputs of :meth:`forward` but ``time``."""
         sh_degree = self.config.init.sh_degree if step is None else self.sh_degree_at(step)
         out = render(
             g["means"],
@@ -259,7 +273,7 @@ class DynamicScene(nn.Module):
         if self.sky is not None:
             rgb = composite_sky(rgb, out.alpha, self.sky.render(viewmats, Ks, width, height))
         result: dict[str, Any] = dict(
-            rgb=rgb.clamp(0.0, 1.0), depth=out.depth, accumulation=out.alpha, meta=out.meta, gaussians=g, time=t
+            rgb=rgb.clamp(0.0, 1.0), depth=out.depth, accumulation=out.alpha, meta=out.meta, gaussians=g
         )
         if topk:
             result.update(topk_ids=out.topk_ids, topk_weights=out.topk_weights)

@@ -16,7 +16,6 @@ from torch import Tensor
 
 from semdyn.render import render
 from semdyn.scene.dynamic import DynamicScene
-from semdyn.scene.sky import composite_sky
 from semdyn.viewer.colors import id_colors
 
 EXTRA_OUTPUTS = ("groups", "classes", "deformation", "relevancy")
@@ -53,13 +52,7 @@ def render_view(
         return scene(viewmats, Ks, width, height, t, step=step)
     g = dict(scene.gaussians_at(t))
     g["opacities"] = g["opacities"] * keep.to(g["opacities"])
-    sh_degree = scene.config.init.sh_degree if step is None else scene.sh_degree_at(step)
-    out = render(g["means"], g["quats"], g["scales"], g["opacities"], g["colors"], viewmats, Ks, width, height,
-                 sh_degree=sh_degree, config=scene.config.render)  # fmt: skip
-    rgb = out.image
-    if scene.sky is not None:
-        rgb = composite_sky(rgb, out.alpha, scene.sky.render(viewmats, Ks, width, height))
-    return dict(rgb=rgb.clamp(0.0, 1.0), depth=out.depth, accumulation=out.alpha, meta=out.meta, gaussians=g)
+    return scene.render_gaussians(g, viewmats, Ks, width, height, step) | {"time": t}
 
 
 def render_extras(
