@@ -43,13 +43,6 @@ def _metres(data: Any, xyz: Tensor) -> Tensor:
     return torch.from_numpy(np.asarray(flat)).reshape(xyz.shape)
 
 
-def _reference_index(model: Any, times: Tensor) -> Tensor:
-    """[N] index into ``times`` of each Gaussian's reference time (nearest its visibility anchor; middle if none)."""
-    n = model.params["means"].shape[0]
-    anchor = model.params["anchor_time"].detach().cpu() if "anchor_time" in model.params else torch.full((n,), 0.5)
-    return (anchor[:, None] - times[None]).abs().argmin(dim=1)
-
-
 @torch.no_grad()
 def motion_metrics(model: Any, data: Any, tracks: list[ObjectTrack], static_margin: float = 0.5) -> dict[str, float]:
     """Trajectory error, static drift and rigidity error of ``model`` over every frame time of ``data``.
@@ -69,7 +62,7 @@ def motion_metrics(model: Any, data: Any, tracks: list[ObjectTrack], static_marg
     seconds = torch.from_numpy(np.asarray(data.sequence.time_axis.to_seconds(times.double().numpy()), dtype=np.float64))
     deformed = _metres(data, deformed_centres(model, times))  # [T, N, 3]
     canonical = _metres(data, model.params["means"].detach().float().cpu())  # [N, 3]
-    ref = _reference_index(model, times)
+    ref = model.anchor_frame(times).cpu()
     traj_sum, traj_n, traj_g = 0.0, 0, 0
     moving = torch.full((canonical.shape[0],), -1, dtype=torch.int64)
     static = torch.zeros(canonical.shape[0], dtype=torch.bool)

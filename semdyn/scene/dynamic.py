@@ -190,6 +190,15 @@ class DynamicScene(nn.Module):
         z = (t - self.params["anchor_time"]) / torch.exp(self.params["log_lifespan"])
         return torch.exp(-0.5 * z * z)
 
+    def anchor_frame(self, times: Tensor) -> Tensor:
+        """[N] int64 index into ``times`` [T] (normalised) of the time nearest each Gaussian's visibility anchor, where
+        it is most visible (the time nearest 0.5 without temporal visibility). On the model's device."""
+        if "anchor_time" in self.params:
+            anchor = self.params["anchor_time"].detach()
+        else:
+            anchor = self.params["means"].new_full((self.num_gaussians,), 0.5)
+        return (anchor[:, None] - times.to(anchor)[None]).abs().argmin(dim=1)
+
     def opacities_at(self, t: float) -> Tensor:
         """[N] opacities at normalised time t (temporal visibility applied when configured)."""
         opacity = torch.sigmoid(self.params["opacities"])

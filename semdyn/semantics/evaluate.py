@@ -63,8 +63,7 @@ def gt_instances(
     """
     pos = positions_at_anchor(model, data.times).cpu()
     times = torch.unique(data.times)
-    anchor = model.params["anchor_time"].cpu() if "anchor_time" in model.params else torch.full((len(pos),), 0.5)
-    nearest = (anchor[:, None] - times[None]).abs().argmin(dim=1)
+    nearest = model.anchor_frame(times).cpu()
     metres = torch.from_numpy(data.normalization.points_to_metres(pos.double().numpy()))
     tracks = eval_tracks(data)
     out = torch.full((len(pos),), -1, dtype=torch.int64)

@@ -91,8 +91,7 @@ def positions_at_anchor(model: Any, frame_times: Tensor) -> Tensor:
     temporal-visibility anchor (normalised time 0.5 for models without visibility)."""
     means = model.params["means"]
     times = torch.unique(frame_times.to(means.device))
-    anchor = model.params["anchor_time"] if "anchor_time" in model.params else torch.full_like(means[:, 0], 0.5)
-    nearest = (anchor[:, None] - times[None]).abs().argmin(dim=1)
+    nearest = model.anchor_frame(times)
     out = means.detach().clone()
     for j in torch.unique(nearest).tolist():
         sel = nearest == j
