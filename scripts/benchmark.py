@@ -22,7 +22,8 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from semdyn.errors import InputError
-from semdyn.eval.benchmark import METHODS, PROFILES, machine, markdown_table, method_config, run_isolated, write_results
+from semdyn.eval.benchmark import METHODS, PROFILES, markdown_table, method_config, run_isolated, write_results
+from semdyn.eval.machine import describe_machine
 
 
 @dataclass
@@ -66,7 +67,7 @@ def main(cfg: BenchmarkConfig) -> Path:
             log.info("benchmark: %s", json.dumps({k: rows[-1].get(k) for k in ("psnr", "dynamic_psnr", "error")}))
     header = {
         "profile": profile.name,
-        "machine": machine(),
+        "machine": describe_machine(),
         "steps": profile.steps,
         "downscale": profile.downscale,
         "semdyn masks": "ground-truth instance masks" if cfg.masks == "gt" else f"SAM + CLIP ID maps ({cfg.cache_dir})",

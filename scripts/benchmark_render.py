@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import platform
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -122,22 +121,9 @@ def run_case(n: int, width: int, height: int, backend: str, repeats: int) -> dic
 
 
 def machine() -> str:
-    import torch
+    from semdyn.eval.machine import describe_machine
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import os
-
-    text = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
-    if torch.cuda.is_available():
-        text += f", GPU {torch.cuda.get_device_name()}"
-    return text
+    return describe_machine()
 
 
 def main(config: BenchmarkConfig) -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -48,6 +47,7 @@ from semdyn.deform.regularizers import (
     group_regularizer_losses,
     sample_times,
 )
+from semdyn.eval.machine import describe_machine
 from semdyn.presets import cpu_preset
 from semdyn.train.trainer import Trainer
 
@@ -110,21 +110,6 @@ def synthetic_labels(
     rigid = [False] * n_static + [True] * n_rigid + [False] * n_other
     dev = means.device
     return GroupLabels(ids.to(dev), conf.to(dev), torch.tensor(kinds, device=dev), torch.tensor(rigid, device=dev))
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    text = f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
-    if torch.cuda.is_available():
-        text += f", GPU {torch.cuda.get_device_name()}"
-    return text
 
 
 def main(cfg: ProfileConfig) -> None:
@@ -204,7 +189,7 @@ def main(cfg: ProfileConfig) -> None:
     rows = [(name, statistics.median(v)) for name, v in samples.items()]
     step_ms = rows[0][1]
 
-    title = f"semdyn regularizer profile ({machine()}; {counts})"
+    title = f"semdyn regularizer profile ({describe_machine()}; {counts})"
     table = Table(title=title)
     for h in ("what", "ms (median)", "share of a training step"):
         table.add_column(h, justify="right")

@@ -12,7 +12,6 @@ import json
 import math
 import multiprocessing
 import os
-import platform
 import resource
 import time
 from dataclasses import dataclass
@@ -76,21 +75,6 @@ def method_config(
         sem = dataclasses.replace(run.semantics, masks="gt" if masks == "gt" else "cache", cache_dir=cache_dir)
         return dataclasses.replace(run, semantics=sem, experiment_name=base.experiment_name)
     raise ValueError(f"unknown method {method!r}; the methods are {list(METHODS)}")
-
-
-def machine() -> str:
-    """One line naming the machine: CPU model and cores, or the GPU; torch version."""
-    if torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name(0)}, torch {torch.__version__}"
-    model = platform.processor() or "CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores (CPU only), torch {torch.__version__}"
 
 
 def _peak_memory_mb(device: torch.device) -> float:
