@@ -56,6 +56,27 @@ def quat_to_rotmat(q: Tensor) -> Tensor:
     return torch.stack(rows, dim=-1).reshape(*q.shape[:-1], 3, 3)
 
 
+def rotmat_to_quat(rot: Tensor) -> Tensor:
+    """Unit quaternions [..., 4] (w, x, y, z; sign arbitrary) of rotation matrices [..., 3, 3] (Shepperd's method:
+    from the largest of the four diagonal combinations, so never dividing by a small number). Not differentiated."""
+    m = rot.detach()
+    m00, m01, m02 = m[..., 0, 0], m[..., 0, 1], m[..., 0, 2]
+    m10, m11, m12 = m[..., 1, 0], m[..., 1, 1], m[..., 1, 2]
+    m20, m21, m22 = m[..., 2, 0], m[..., 2, 1], m[..., 2, 2]
+    candidates = torch.stack(  # [..., 4 candidates, 4]: each is 4 q_k q for k = w, x, y, z
+        (
+            torch.stack((1 + m00 + m11 + m22, m21 - m12, m02 - m20, m10 - m01), -1),
+            torch.stack((m21 - m12, 1 + m00 - m11 - m22, m01 + m10, m02 + m20), -1),
+            torch.stack((m02 - m20, m01 + m10, 1 - m00 + m11 - m22, m12 + m21), -1),
+            torch.stack((m10 - m01, m02 + m20, m12 + m21, 1 - m00 - m11 + m22), -1),
+        ),
+        -2,
+    )
+    best = torch.diagonal(candidates, dim1=-2, dim2=-1).argmax(-1)  # [...]
+    q = torch.take_along_dim(candidates, best[..., None, None].expand(*best.shape, 1, 4), dim=-2).squeeze(-2)
+    return q / q.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
 def quat_from_axis_angle(axis: Tensor, angle: Tensor | float) -> Tensor:
     """Unit quaternions [..., 4] rotating by ``angle`` radians (right-handed) about ``axis`` [..., 3]."""
     axis = axis / axis.norm(dim=-1, keepdim=True).clamp_min(1e-12)

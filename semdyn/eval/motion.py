@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from semdyn.deform.quaternion import quat_to_rotmat, rotmat_to_quat
 from semdyn.errors import DataFormatError, InputError
 
 ArrayLike = Tensor | np.ndarray
@@ -80,49 +81,6 @@ def _check_means(canonical_means: Any, deformed_means: Any) -> tuple[Tensor, Ten
 # ----------------------------------------------------------------------------------------------------------------------
 # Rotations
 # ----------------------------------------------------------------------------------------------------------------------
-
-
-def _matrix_to_quaternion(rot: Tensor) -> Tensor:
-    """Unit quaternions ``[K, 4]`` (w, x, y, z) from rotation matrices ``[K, 3, 3]`` (Shepperd's method)."""
-    m = rot
-    trace = m[:, 0, 0] + m[:, 1, 1] + m[:, 2, 2]
-    cands = torch.stack(
-        [
-            torch.stack([1 + trace, m[:, 2, 1] - m[:, 1, 2], m[:, 0, 2] - m[:, 2, 0], m[:, 1, 0] - m[:, 0, 1]], -1),
-            torch.stack(
-                [m[:, 2, 1] - m[:, 1, 2], 1 + 2 * m[:, 0, 0] - trace, m[:, 0, 1] + m[:, 1, 0], m[:, 0, 2] + m[:, 2, 0]],
-                -1,
-            ),
-            torch.stack(
-                [m[:, 0, 2] - m[:, 2, 0], m[:, 0, 1] + m[:, 1, 0], 1 + 2 * m[:, 1, 1] - trace, m[:, 1, 2] + m[:, 2, 1]],
-                -1,
-            ),
-            torch.stack(
-                [m[:, 1, 0] - m[:, 0, 1], m[:, 0, 2] + m[:, 2, 0], m[:, 1, 2] + m[:, 2, 1], 1 + 2 * m[:, 2, 2] - trace],
-                -1,
-            ),
-        ],
-        dim=1,
-    )  # [K, 4 candidates, 4]; candidate c has component c equal to 4 q_c^2 (up to the common factor)
-    four_q_sq = torch.stack(
-        [1 + trace, 1 + 2 * m[:, 0, 0] - trace, 1 + 2 * m[:, 1, 1] - trace, 1 + 2 * m[:, 2, 2] - trace], -1
-    )
-    best = four_q_sq.argmax(-1)  # the largest |q_c| gives the best-conditioned candidate
-    q = cands[torch.arange(m.shape[0]), best]
-    return q / q.norm(dim=-1, keepdim=True)
-
-
-def _quaternion_to_matrix(q: Tensor) -> Tensor:
-    """Rotation matrices ``[K, 3, 3]`` from unit quaternions ``[K, 4]`` (w, x, y, z)."""
-    w, x, y, z = q.unbind(-1)
-    return torch.stack(
-        [
-            torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
-            torch.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
-            torch.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
-        ],
-        dim=-2,
-    )
 
 
 def _slerp(q0: Tensor, q1: Tensor, s: Tensor) -> Tensor:
@@ -249,9 +207,9 @@ class ObjectTrack:
         t0, t1 = self.times[i0], self.times[i1]
         s = ((t - t0) / (t1 - t0)).clamp(0.0, 1.0)
         m0, m1 = self.object_to_world[i0], self.object_to_world[i1]
-        q = _slerp(_matrix_to_quaternion(m0[:, :3, :3]), _matrix_to_quaternion(m1[:, :3, :3]), s)
+        q = _slerp(rotmat_to_quat(m0[:, :3, :3]), rotmat_to_quat(m1[:, :3, :3]), s)
         out = torch.zeros(t.numel(), 4, 4, dtype=torch.float64)
-        out[:, :3, :3] = _quaternion_to_matrix(q)
+        out[:, :3, :3] = quat_to_rotmat(q)
         out[:, :3, 3] = (1 - s)[:, None] * m0[:, :3, 3] + s[:, None] * m1[:, :3, 3]
         out[:, 3, 3] = 1.0
         # exact pose times keep their matrix untouched (no round trip through quaternions)

@@ -26,7 +26,7 @@ from plyfile import PlyData, PlyElement
 from torch import Tensor
 
 from semdyn.data.sequence import SceneNormalization
-from semdyn.deform.quaternion import quat_multiply
+from semdyn.deform.quaternion import quat_multiply, rotmat_to_quat
 from semdyn.errors import InputError
 from semdyn.scene.dynamic import DynamicScene
 
@@ -46,14 +46,6 @@ def ply_fields(num_rest: int) -> list[str]:
         *(f"scale_{i}" for i in range(3)),
         *(f"rot_{i}" for i in range(4)),
     ]
-
-
-def _rotation_to_quat(R: np.ndarray) -> Tensor:
-    """(w, x, y, z) of a proper rotation matrix [3, 3] (Shepperd's method)."""
-    from scipy.spatial.transform import Rotation
-
-    x, y, z, w = Rotation.from_matrix(R).as_quat()
-    return torch.tensor([w, x, y, z], dtype=torch.float64)
 
 
 @torch.no_grad()
@@ -89,7 +81,9 @@ def gaussians_table(
                 raise InputError(
                     "export in metres of a rotated normalisation needs SH rotation; use --units normalized"
                 )
-            quats = quat_multiply(_rotation_to_quat(R.T).to(quats).expand_as(quats), quats)
+            quats = quat_multiply(
+                rotmat_to_quat(torch.from_numpy(np.ascontiguousarray(R.T))).to(quats).expand_as(quats), quats
+            )
         means = torch.from_numpy(normalization.points_to_metres(means.cpu().numpy()))
         log_scales = log_scales - float(np.log(normalization.scale))
     opacity = g["opacities"][keep].double().clamp(1e-7, 1 - 1e-7)

@@ -232,10 +232,10 @@ def test_trajectory_error_bad_shapes(canonical, deformed, times) -> None:
 
 
 def test_quaternion_round_trip_including_half_turns() -> None:
-    from semdyn.eval.motion import _matrix_to_quaternion, _quaternion_to_matrix
+    from semdyn.deform.quaternion import quat_to_rotmat, rotmat_to_quat
 
     g = torch.Generator().manual_seed(3)
     q = torch.nn.functional.normalize(torch.randn(200, 4, generator=g, dtype=torch.float64), dim=-1)
     half_turns = torch.tensor([[0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0, 0.6, 0.8, 0]], dtype=torch.float64)
-    rot = _quaternion_to_matrix(torch.cat([q, half_turns]))
-    assert torch.allclose(_quaternion_to_matrix(_matrix_to_quaternion(rot)), rot, atol=1e-12)
+    rot = quat_to_rotmat(torch.cat([q, half_turns]))
+    assert torch.allclose(quat_to_rotmat(rotmat_to_quat(rot)), rot, atol=1e-12)
