@@ -7,7 +7,7 @@ import math
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
@@ -245,12 +245,18 @@ def generate_scene(
 
 def render_atomically(config: SynthConfig, output: Path, replace: bool, show_progress: bool) -> None:
     """Render into a temp folder beside ``output``, then :func:`publish` it; the temp folder never outlives this."""
+    build_atomically(output, lambda tmp: render_into(config, tmp, show_progress), replace)
+
+
+def build_atomically(output: Path, build: Callable[[Path], None], replace: bool) -> bool:
+    """Fill a fresh temp folder beside ``output`` with ``build(tmp)``, then :func:`publish` it (see there for the
+    return value); the temp folder never outlives this, whether ``build`` finishes or raises."""
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.parent / f".{output.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        render_into(config, tmp, show_progress)
-        publish(tmp, output, replace=replace)
+        build(tmp)
+        return publish(tmp, output, replace=replace)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

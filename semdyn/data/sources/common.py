@@ -24,8 +24,6 @@ import itertools
 import json
 import math
 import os
-import shutil
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -449,17 +447,9 @@ def write_sequence(scene: SourceScene, options: ConvertOptions) -> Path:
     output = Path(options.output).expanduser().resolve()
     if output.exists() and not options.overwrite:
         raise InputError(f"output folder {output} already exists; pass --overwrite to replace it")
-    from semdyn.synth.writer import publish  # the atomic folder swap the synthetic writer uses
+    from semdyn.synth.writer import build_atomically  # the atomic folder swap the synthetic writer uses
 
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.parent / f".{output.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        _write_into(scene, options, tmp)
-        publish(tmp, output, replace=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    build_atomically(output, lambda tmp: _write_into(scene, options, tmp), replace=True)
     return output
 
 
