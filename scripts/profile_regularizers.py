@@ -150,7 +150,7 @@ def main(cfg: ProfileConfig) -> None:
             g = outputs["gaussians"]
             deformations = [Deformation(g["dx"], g["dr"], g["ds"])]
             extra = sample_times(t_count - 1, gen) if t_count > 1 else []
-            deformations += [model.deform(means, t, mask=covered) for t in extra]
+            deformations += [model.deformation_at(t, covered) for t in extra]
             return terms | group_regularizer_losses(reg_cfg, 10_000, means, deformations, labels)
 
         def run() -> object:
@@ -162,7 +162,7 @@ def main(cfg: ProfileConfig) -> None:
 
     def regularizers_only(t_count: int) -> Callable[[], object]:
         with torch.no_grad():
-            fixed = [model.deform(means, t, mask=covered) for t in sample_times(t_count, gen)]
+            fixed = [model.deformation_at(t, covered) for t in sample_times(t_count, gen)]
 
         def run() -> None:
             leaves = [Deformation(*(x.detach().requires_grad_(True) for x in (d.dx, d.dr, d.ds))) for d in fixed]

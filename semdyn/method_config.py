@@ -94,6 +94,8 @@ def optimizers(scene: DynamicSceneConfig, max_steps: int) -> dict[str, dict[str,
     if scene.visibility is not None:
         groups["anchor_time"] = adam(scene.visibility.anchor_lr)
         groups["log_lifespan"] = adam(scene.visibility.lifespan_lr)
+    if scene.velocity is not None and scene.deformation is not None:  # as DynamicScene adds the parameter
+        groups["velocity"] = adam(scene.velocity.lr)
     return groups
 
 

@@ -41,7 +41,7 @@ def cpu_preset() -> TrainConfig:
 
 def static(config: TrainConfig) -> TrainConfig:
     """The same run with every time dependence switched off (deformation and temporal visibility): plain 3DGS."""
-    model = dataclasses.replace(config.model, deformation=None, visibility=None)
+    model = dataclasses.replace(config.model, deformation=None, visibility=None, velocity=None)
     return dataclasses.replace(config, model=model, experiment_name=config.experiment_name + "-static")
 
 

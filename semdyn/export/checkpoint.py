@@ -59,6 +59,14 @@ def read_checkpoint(path: Path, device: torch.device) -> tuple[Path, dict]:
     return ckpt_path, ckpt
 
 
+def run_config(ckpt_path: Path, ckpt: dict) -> TrainConfig:
+    """The :class:`TrainConfig` a checkpoint (as read by :func:`read_checkpoint`) was trained with."""
+    model_cfg = ckpt["config"].get("model")
+    if isinstance(model_cfg, dict) and "velocity" not in model_cfg:  # written before velocities existed
+        model_cfg["velocity"] = None
+    return dataclass_from_dict(TrainConfig, ckpt["config"], where=f"{ckpt_path}: config")
+
+
 def load_run(path: Path, device: str = "auto", data: SceneData | None = None) -> TrainedRun:
     """Rebuild the trained model of a checkpoint (file, or run folder: its newest ``checkpoints/step-*.pt``).
 
@@ -69,7 +77,7 @@ def load_run(path: Path, device: str = "auto", data: SceneData | None = None) ->
     """
     dev = resolve_device(device)
     ckpt_path, ckpt = read_checkpoint(path, dev)
-    config = dataclass_from_dict(TrainConfig, ckpt["config"], where=f"{ckpt_path}: config")
+    config = run_config(ckpt_path, ckpt)
     if data is None:
         source = config.data if config.data is not None else ensure_scene(config.synth, show_progress=True)
         data = load_scene(source, config.downscale)

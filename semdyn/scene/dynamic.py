@@ -50,6 +50,9 @@ class LossWeights:
     """Second-order smoothness of the HexPlane's time planes along time."""
     time_l1: float = 1e-4
     """L1 of the HexPlane's time planes away from 1 (a static prior)."""
+    velocity: float = 0.1
+    """Mean L1 norm of the per-Gaussian velocities (a static prior: most of a street does not move). On the
+    default street (cpu preset) 0.01 gives static drift 0.52 m and dynamic PSNR 21.9 dB, 0.1 gives 0.19 m and 20.8 dB."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,19 @@ class VisibilityConfig:
     """Adam learning rate of the anchor times."""
 
 
+@dataclass(frozen=True)
+class VelocityConfig:
+    """Per-Gaussian linear motion about the visibility anchor, as PVG's velocity: the deformation's position offset
+    gains ``velocity * (t - anchor)``. A Gaussian made from a LiDAR return on a moving car is right at its capture
+    time and, with a velocity, stays on the car at the neighbouring frames, so the car is drawn by Gaussians that
+    move with it instead of by Gaussians fading in and out along its path. The deformation field adds what a
+    constant velocity misses (turns, surges). Applied only where the field applies (its box, the static skip);
+    ignored without a field, and anchored at t = 0.5 without temporal visibility."""
+
+    lr: float = 5e-3
+    """Adam learning rate of the velocities (scene units per unit of normalised time); they start at zero."""
+
+
 @dataclass
 class DynamicSceneConfig:
     """Everything that defines the model (not the data, not the schedule)."""
@@ -81,6 +97,8 @@ class DynamicSceneConfig:
     """The deformation field; None gives a static model (the baseline)."""
     visibility: VisibilityConfig | None = field(default_factory=VisibilityConfig)
     """Temporal visibility of the Gaussians; None: every Gaussian is visible at all times."""
+    velocity: VelocityConfig | None = field(default_factory=VelocityConfig)
+    """Per-Gaussian velocities added to the deformation; None: the field alone moves the Gaussians."""
     sky: SkyConfig | None = field(default_factory=SkyConfig)
     """The learned sky behind the Gaussians; None renders over black."""
     render: RenderConfig = field(default_factory=RenderConfig)
@@ -139,6 +157,8 @@ class DynamicScene(nn.Module):
         self.params = init_gaussians(points, colors, aabb, config.init, device=device, generator=generator)
         if config.visibility is not None:
             self._init_visibility(config.visibility, points, point_times, generator)
+        if config.velocity is not None and config.deformation is not None:
+            self.params["velocity"] = nn.Parameter(torch.zeros_like(self.params["means"]))
         self.deform: DeformationField | None = None
         if config.deformation is not None:
             box = aabb if camera_centres is None else deformation_box(camera_centres, config.deform_box_margin)
@@ -173,6 +193,8 @@ class DynamicScene(nn.Module):
         """Learning rates of the per-Gaussian parameters beyond the standard attributes."""
         v = self.config.visibility
         lrs = {} if v is None else {"anchor_time": v.anchor_lr, "log_lifespan": v.lifespan_lr}
+        if "velocity" in self.params and self.config.velocity is not None:
+            lrs["velocity"] = self.config.velocity.lr
         return lrs | self._added_lrs
 
     def add_gaussian_param(self, name: str, value: Tensor, lr: float) -> None:
@@ -190,13 +212,28 @@ class DynamicScene(nn.Module):
         z = (t - self.params["anchor_time"]) / torch.exp(self.params["log_lifespan"])
         return torch.exp(-0.5 * z * z)
 
+    def anchor_times(self) -> Tensor:
+        """[N] each Gaussian's visibility anchor (normalised time; 0.5 for all without temporal visibility)."""
+        if "anchor_time" in self.params:
+            return self.params["anchor_time"]
+        return self.params["means"].new_full((self.num_gaussians,), 0.5)
+
+    def deformation_at(self, t: float, mask: Tensor | None) -> Deformation:
+        """The deformation of every Gaussian at normalised time t: the field's deltas plus ``velocity * (t -
+        anchor)`` on the position, both only where ``mask`` [N] bool (None: all). Needs a field."""
+        assert self.deform is not None
+        d = self.deform(self.params["means"], t, mask=mask)
+        if "velocity" not in self.params:
+            return d
+        shift = self.params["velocity"] * (t - self.anchor_times())[:, None]
+        if mask is not None:
+            shift = shift * mask[:, None].to(shift.dtype)
+        return Deformation(d.dx + shift, d.dr, d.ds)
+
     def anchor_frame(self, times: Tensor) -> Tensor:
         """[N] int64 index into ``times`` [T] (normalised) of the time nearest each Gaussian's visibility anchor, where
         it is most visible (the time nearest 0.5 without temporal visibility). On the model's device."""
-        if "anchor_time" in self.params:
-            anchor = self.params["anchor_time"].detach()
-        else:
-            anchor = self.params["means"].new_full((self.num_gaussians,), 0.5)
+        anchor = self.anchor_times().detach()
         return (anchor[:, None] - times.to(anchor)[None]).abs().argmin(dim=1)
 
     def opacities_at(self, t: float) -> Tensor:
@@ -223,7 +260,7 @@ class DynamicScene(nn.Module):
             mask = ((means >= box[0]) & (means <= box[1])).all(dim=-1)
             if self.deform_mask is not None and len(self.deform_mask) == len(means):
                 mask = mask & self.deform_mask
-            d = self.deform(means, t, mask=mask)
+            d = self.deformation_at(t, mask)
             means, quats, log_scales = apply_deformation(means, quats, log_scales, d)
             out.update(dx=d.dx, dr=d.dr, ds=d.ds)
         out.update(
@@ -305,6 +342,8 @@ class DynamicScene(nn.Module):
             terms["opacity"] = w.opacity * losses.opacity_loss(g["opacities"])
         if w.scale_ratio > 0:
             terms["scale_ratio"] = w.scale_ratio * losses.scale_ratio_loss(g["scales"])
+        if w.velocity > 0 and "velocity" in self.params:
+            terms["velocity"] = w.velocity * self.params["velocity"].abs().sum(-1).mean()
         if self.deform is not None:
             for name, value in self.deform.regularization().items():
                 weight = getattr(w, name, 0.0)
@@ -336,7 +375,7 @@ class DynamicScene(nn.Module):
         mask = covered_mask(labels, cfg) & ((means >= box[0]) & (means <= box[1])).all(dim=-1)
         offsets = (2 * torch.rand(max(cfg.num_times - 1, 0)) - 1) * cfg.pair_window
         others = [min(max(t1 + float(o), 0.0), 1.0) for o in offsets]
-        seconds = [self.deform(means, t2, mask=mask) for t2 in others]
+        seconds = [self.deformation_at(t2, mask) for t2 in others]
         terms = group_regularizer_losses(cfg, step, means, [first, *seconds], labels, ("reg_scale", "reg_static"))
         vis1 = self.visibility_at(t1)
         for t2, second in zip(others, seconds):

@@ -106,3 +106,20 @@ def test_labels_of_another_size_are_ignored_until_set_again() -> None:
     scene.set_groups(GroupLabels(labels.ids[:-1], labels.conf[:-1], labels.is_static, labels.is_rigid))
     out = scene(torch.eye(4)[None], torch.tensor([[[50.0, 0, 32], [0, 50, 24], [0, 0, 1]]]), 64, 48, 0.4, step=10)
     assert not any(k.startswith("reg_") for k in scene.loss_dict(out, out["rgb"].detach(), step=10))
+
+
+def test_velocity_moves_gaussians_linearly_about_their_anchor_inside_the_field() -> None:
+    scene = _scene()  # the field's heads start at zero: all motion below is the velocity's
+    assert scene.extra_lrs()["velocity"] == cpu_preset().model.velocity.lr
+    with torch.no_grad():
+        scene.params["velocity"].copy_(torch.randn(scene.num_gaussians, 3))
+        scene.params["anchor_time"].fill_(0.25)
+    canonical, v = scene.params["means"], scene.params["velocity"]
+    inside = ((canonical >= scene.deform.aabb[0]) & (canonical <= scene.deform.aabb[1])).all(-1)
+    for t in (0.25, 0.75, 1.0):
+        moved = scene.gaussians_at(t)["means"] - canonical
+        torch.testing.assert_close(moved[inside], v[inside] * (t - 0.25))
+        assert torch.count_nonzero(moved[~inside]) == 0
+    scene.set_groups(_grouped_scene()[1])  # the static group skips the field, velocity included
+    assert torch.count_nonzero(scene.gaussians_at(0.9)["dx"][100:200]) == 0
+    assert "velocity" not in _scene(static=True).params
