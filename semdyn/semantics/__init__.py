@@ -6,6 +6,7 @@
 - ``extract``: the per-frame pipeline and its cache (``scripts/extract_semantics.py``).
 - ``lifting``: the closed-form top-k vote -> per-Gaussian labels and confidences.
 - ``instances``: one prompt's Gaussians split into objects by 3D connectivity.
+- ``tracking``: one prompt's masks tracked across frames (track ids), tracks merged and conflicting ones split.
 - ``groups``: the group table (``is_static [G]``, ``is_rigid [G]``) beside the per-Gaussian labels.
 - ``training``: ``SemanticsConfig`` and the ``SemanticLifter`` the trainer holds.
 - ``feature_field``: per-Gaussian latents rendered and decoded to CLIP space.

@@ -115,8 +115,8 @@ class EvalGroupingConfig:
 
     load_dir: Path
     """A run folder (its newest checkpoint) or a checkpoint file of the core trainer."""
-    preset: str = "cpu"
-    """The semdyn-train preset the run was trained with (its data, resolution and model)."""
+    preset: str | None = None
+    """A semdyn-train preset to rebuild the run from; None: the config saved in the checkpoint."""
     semantics: SemanticsConfig = field(default_factory=SemanticsConfig)
     """How labels are lifted (masks gt by default)."""
     box_margin: float = 0.2
@@ -130,10 +130,15 @@ class EvalGroupingConfig:
 def main(cfg: EvalGroupingConfig) -> dict[str, Any]:
     import dataclasses
 
+    from semdyn.export.checkpoint import read_checkpoint, run_config
     from semdyn.presets import PRESETS
     from semdyn.train.trainer import Trainer
 
-    train_cfg = dataclasses.replace(PRESETS[cfg.preset][1], semantics=cfg.semantics, device="cpu")
+    if cfg.preset is None:
+        base = run_config(*read_checkpoint(cfg.load_dir, torch.device("cpu")))
+    else:
+        base = PRESETS[cfg.preset][1]
+    train_cfg = dataclasses.replace(base, semantics=cfg.semantics, device="cpu")
     trainer = Trainer(train_cfg)
     trainer.load(cfg.load_dir)
     assert trainer.semantics is not None
@@ -148,6 +153,7 @@ def main(cfg: EvalGroupingConfig) -> dict[str, Any]:
     result = {
         "checkpoint": str(trainer.last_checkpoint),
         "masks": cfg.semantics.masks,
+        "instances": cfg.semantics.instances,
         "topk": cfg.semantics.topk,
         "min_conf": cfg.semantics.min_conf,
         "lift_seconds": round(lift_s, 2),

@@ -41,6 +41,24 @@ def label_index(label_map: Tensor, values: Tensor) -> Tensor:
     return torch.where(found, pos, torch.full_like(pos, -1)).reshape(label_map.shape)
 
 
+def _vote_pairs(
+    topk_ids: Tensor, topk_weights: Tensor, label_idx: Tensor, n: int, caller: str
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``(gaussian [P], label index [P], weight [P])`` of every (pixel, contributor) that votes."""
+    if topk_ids.shape != topk_weights.shape or topk_ids.shape[:-1] != label_idx.shape:
+        raise InputError(
+            f"{caller}: topk_ids {list(topk_ids.shape)}, topk_weights {list(topk_weights.shape)} and "
+            f"label_idx {list(label_idx.shape)} must agree ([..., K] and [...])"
+        )
+    ids = topk_ids.reshape(-1)
+    w = topk_weights.reshape(-1)
+    lab = label_idx.unsqueeze(-1).expand(topk_ids.shape).reshape(-1)
+    keep = (ids >= 0) & (lab >= 0) & (w > 0)
+    if bool((ids[keep] >= n).any()):
+        raise InputError(f"{caller}: a contributor id exceeds the {n} Gaussians of the vote table")
+    return ids[keep], lab[keep], w[keep]
+
+
 def accumulate_votes(votes: Tensor, topk_ids: Tensor, topk_weights: Tensor, label_idx: Tensor) -> None:
     """Add one batch of pixels' top-k blend weights to the vote table, in place.
 
@@ -50,19 +68,9 @@ def accumulate_votes(votes: Tensor, topk_ids: Tensor, topk_weights: Tensor, labe
         topk_weights: [..., K] their blend weights.
         label_idx: [...] int64 label index of each pixel into 0..L-1 (-1: the pixel does not vote).
     """
-    if topk_ids.shape != topk_weights.shape or topk_ids.shape[:-1] != label_idx.shape:
-        raise InputError(
-            f"accumulate_votes: topk_ids {list(topk_ids.shape)}, topk_weights {list(topk_weights.shape)} and "
-            f"label_idx {list(label_idx.shape)} must agree ([..., K] and [...])"
-        )
     n, num_labels = votes.shape
-    ids = topk_ids.reshape(-1)
-    w = topk_weights.reshape(-1).to(votes.dtype)
-    lab = label_idx.unsqueeze(-1).expand(topk_ids.shape).reshape(-1)
-    keep = (ids >= 0) & (lab >= 0) & (w > 0)
-    if bool((ids[keep] >= n).any()):
-        raise InputError(f"accumulate_votes: a contributor id exceeds the {n} Gaussians of the vote table")
-    votes.view(-1).index_add_(0, ids[keep] * num_labels + lab[keep], w[keep])
+    ids, lab, w = _vote_pairs(topk_ids, topk_weights, label_idx, n, "accumulate_votes")
+    votes.view(-1).index_add_(0, ids * num_labels + lab, w.to(votes.dtype))
 
 
 def decide(votes: Tensor, values: Tensor, min_conf: float = 0.0, background: int = 0) -> LiftResult:
@@ -125,3 +133,74 @@ def lift_labels(
         accumulate_votes(votes, ids[0], weights[0], lab)
     assert votes is not None
     return decide(votes, values.to(votes.device), min_conf=min_conf)
+
+
+@dataclass
+class SparseVotes:
+    """A vote table kept as its non-zero (Gaussian, label) pairs: for label sets too large for ``[N, L]`` (tracks).
+    P pairs, N Gaussians, L labels."""
+
+    gaussian: Tensor
+    """[P] int64 Gaussian of each pair (pairs sorted by Gaussian, then label)."""
+    label: Tensor
+    """[P] int64 label index into ``values``."""
+    weight: Tensor
+    """[P] float32 accumulated blend weight."""
+    values: Tensor
+    """[L] sorted label values."""
+    num_gaussians: int
+    """N."""
+
+    def collapse(self, column: Tensor, num_columns: int) -> Tensor:
+        """[N, num_columns] dense table: each label's weight added into column ``column[label]`` ([L] int64)."""
+        if column.shape != self.values.shape:
+            raise InputError(
+                f"SparseVotes.collapse: column must be [L] = [{len(self.values)}], got {list(column.shape)}"
+            )
+        out = torch.zeros(self.num_gaussians, num_columns, device=self.weight.device)
+        keys = self.gaussian * num_columns + column.to(self.label.device)[self.label]
+        out.view(-1).index_add_(0, keys, self.weight)
+        return out
+
+
+def _coalesce(keys: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
+    """Sorted unique keys and the summed weight of each."""
+    uniq, inverse = torch.unique(keys, return_inverse=True)
+    return uniq, torch.zeros(len(uniq), dtype=weights.dtype, device=weights.device).index_add_(0, inverse, weights)
+
+
+@torch.no_grad()
+def lift_sparse_votes(
+    render_topk: RenderTopK,
+    label_maps: Sequence[Tensor] | Tensor,
+    views: Sequence[int],
+    num_gaussians: int,
+    values: Tensor | None = None,
+    show_progress: bool = False,
+) -> SparseVotes:
+    """The vote of :func:`lift_labels` without the argmax, kept sparse (memory grows with the pairs that get
+    weight, not with ``N * L``). Arguments as for :func:`lift_labels`."""
+    if len(views) == 0:
+        raise InputError("lift_sparse_votes: no views to vote with")
+    if values is None:
+        values = torch.unique(torch.cat([torch.unique(label_maps[v]).to(torch.int64) for v in views]))
+    values = values.to(torch.int64).sort().values
+    num_labels = len(values)
+    keys: Tensor | None = None
+    weights: Tensor | None = None
+    for v in track(views, "lifting labels", disable=not show_progress, transient=True):
+        ids, w = render_topk(v)
+        lab = label_index(label_maps[v].to(ids.device), values.to(ids.device))
+        g, lab_k, w_k = _vote_pairs(ids[0], w[0], lab, num_gaussians, "lift_sparse_votes")
+        new_keys, new_w = g * num_labels + lab_k, w_k.float()
+        if keys is not None and weights is not None:
+            new_keys, new_w = torch.cat([keys, new_keys]), torch.cat([weights, new_w])
+        keys, weights = _coalesce(new_keys, new_w)
+    assert keys is not None and weights is not None
+    return SparseVotes(
+        gaussian=keys // num_labels,
+        label=keys % num_labels,
+        weight=weights,
+        values=values.to(keys.device),
+        num_gaussians=num_gaussians,
+    )

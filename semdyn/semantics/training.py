@@ -6,6 +6,9 @@
   group, static from ``objects[].dynamic`` and rigid from its class (measures lifting apart from SAM's quality).
 - ``masks="cache"``: the object-ID maps that ``scripts/extract_semantics.py`` wrote (dictionary object-IDs); after
   the vote, same-ID Gaussians are split into instances by 3D connectivity, static/rigid come from the dictionary.
+  With ``instances="tracks"`` the maps' segments are also tracked across each camera's frames
+  (:mod:`semdyn.semantics.tracking`), the vote is over track ids, and a connected component is split further where
+  it holds tracks seen side by side in one view (two objects of one prompt).
 
 At ``lift_start`` and every ``lift_every`` steps after it, every training view is rendered once without gradients,
 the top-k contributors vote (:mod:`semdyn.semantics.lifting`), and ``group_ids``/``group_conf`` are written into the
@@ -43,7 +46,14 @@ from semdyn.semantics.groups import (
     labels_to_group_index,
 )
 from semdyn.semantics.instances import connected_components
-from semdyn.semantics.lifting import LiftResult, lift_labels
+from semdyn.semantics.lifting import LiftResult, RenderTopK, decide, lift_labels, lift_sparse_votes
+from semdyn.semantics.tracking import (
+    TrackTable,
+    split_by_conflicts,
+    track_conflicts,
+    track_objects,
+    track_views,
+)
 
 log = logging.getLogger("semdyn")
 
@@ -70,6 +80,12 @@ class SemanticsConfig:
     """masks=cache: voxel edge (metres) of the 3D connectivity that splits one prompt's Gaussians into instances."""
     instance_min_size: int = 10
     """masks=cache: connected components with fewer Gaussians are left unlabelled."""
+    instances: Literal["connectivity", "tracks"] = "tracks"
+    """masks=cache: how one prompt's Gaussians become objects. connectivity: 3D connected components; tracks: the
+    same components, split where the ID maps' segments, tracked across each camera's frames by mask IoU, show two
+    objects of the prompt side by side in one view (static dictionary entries are not tracked)."""
+    track_min_iou: float = 0.2
+    """instances=tracks: the smallest mask IoU that links a segment to one of the previous frame of its camera."""
     feature_field: FeatureFieldConfig | None = None
     """The semantic feature field (needs masks=cache); None: off."""
 
@@ -162,6 +178,11 @@ class SemanticLifter:
                     )
         else:
             raise InputError(f"--semantics.masks must be gt or cache, got {config.masks!r}")
+        if config.instances not in ("connectivity", "tracks"):
+            raise InputError(f"--semantics.instances must be connectivity or tracks, got {config.instances!r}")
+        self.tracks: TrackTable | None = None
+        if self.dictionary is not None and config.instances == "tracks":
+            self.tracks, self.track_conflicts = self._track_views()
         self.last_result: LiftResult | None = None
         self.decoder: FeatureDecoder | None = None
         self.decoder_optimizer: torch.optim.Optimizer | None = None
@@ -170,6 +191,23 @@ class SemanticLifter:
             if config.masks != "cache" or config.cache_dir is None:
                 raise InputError("--semantics.feature-field needs --semantics.masks cache (the cached CLIP features)")
             self.feature_targets = PixelTargets(Path(config.cache_dir), data)
+
+    def _track_views(self) -> tuple[TrackTable, Tensor]:
+        """Tracks of the training views' ID maps (static entries untracked): the table (its maps ``[F, H, W]``
+        indexed by frame, 0 outside the training views) and its conflicts ``[T + 1, T + 1]``."""
+        c, d = self.config, self.data
+        if not 0.0 < c.track_min_iou <= 1.0:
+            raise InputError(f"--semantics.track-min-iou must be in (0, 1], got {c.track_min_iou}")
+        assert self.dictionary is not None
+        views = d.train_idx.tolist()
+        static = [i + 1 for i, e in enumerate(self.dictionary.entries) if e.static]
+        cameras = [d.sequence.frames[v].camera for v in views]
+        table = track_views([self.id_maps[v] for v in views], cameras, d.times[views], c.track_min_iou, static)
+        maps = torch.zeros_like(self.id_maps)
+        maps[views] = table.maps
+        table = TrackTable(maps=maps, entry=table.entry, tracked=table.tracked)
+        log.info("semantics: %d tracks in %d training views", int(table.tracked.sum()), len(views))
+        return table, track_conflicts(table)
 
     def attach(self, model: Any, device: torch.device, generator: torch.Generator | None = None) -> None:
         """Add the feature latent to the model's Gaussian parameters and build the decoder (feature field only)."""
@@ -218,22 +256,17 @@ class SemanticLifter:
             return out["topk_ids"], out["topk_weights"]
 
         views = d.train_idx.tolist()
-        values = None
-        if self.groups is not None:  # GT: vote over every object (and 0 = sky / nothing)
-            values = torch.cat([torch.zeros(1, dtype=torch.int64), self.groups.source_ids]).unique()
-        res = lift_labels(
-            render_topk, self.id_maps, views, model.num_gaussians, values, self.config.min_conf, show_progress
-        )
-        self.last_result = res
         if self.dictionary is None:
-            assert self.groups is not None
+            assert self.groups is not None  # GT: vote over every object (and 0 = sky / nothing)
+            values = torch.cat([torch.zeros(1, dtype=torch.int64), self.groups.source_ids]).unique()
+            res = lift_labels(
+                render_topk, self.id_maps, views, model.num_gaussians, values, self.config.min_conf, show_progress
+            )
             group_ids = labels_to_group_index(res.labels, self.groups.source_ids.to(res.labels.device))
         else:
-            pos = positions_at_anchor(model, d.times)
-            group_ids, inst_label = connected_components(
-                pos, res.labels, self.config.instance_voxel * d.normalization.scale, self.config.instance_min_size
-            )
-            self.groups = groups_from_dictionary(self.dictionary, inst_label)
+            res, group_ids = self._lift_instances(model, render_topk, views, show_progress)
+        self.last_result = res
+        assert self.groups is not None
         conf = torch.where(group_ids >= 0, res.conf, torch.zeros_like(res.conf))
         set_labels(state, group_ids, conf)
         state[CLASS_IDS] = class_ids_of(group_ids, self.groups.class_names, d.sequence.semantic_classes)
@@ -241,6 +274,33 @@ class SemanticLifter:
         log.info(
             "semantics: lifted %d of %d Gaussians into %d groups", labelled, len(group_ids), self.groups.num_groups
         )
+
+    def _lift_instances(
+        self, model: Any, render_topk: RenderTopK, views: list[int], show_progress: bool
+    ) -> tuple[LiftResult, Tensor]:
+        """Dictionary ID maps: the vote (over entries, or over track ids), then instances by 3D connectivity, split
+        by conflicting tracks for instances=tracks. Sets ``self.groups``; returns the vote and ``group_ids [N]``."""
+        c, d = self.config, self.data
+        assert self.dictionary is not None
+        n = model.num_gaussians
+        objects: tuple[Tensor, Tensor] | None = None  # instances=tracks: object [N], object conflicts
+        if self.tracks is None:
+            res = lift_labels(render_topk, self.id_maps, views, n, None, c.min_conf, show_progress)
+        else:
+            ids = torch.arange(self.tracks.num_tracks + 1)
+            votes = lift_sparse_votes(render_topk, self.tracks.maps, views, n, ids, show_progress)
+            dev, num_entries = votes.weight.device, len(self.dictionary.entries) + 1
+            entry_votes = votes.collapse(self.tracks.entry.to(dev), num_entries)
+            res = decide(entry_votes, torch.arange(num_entries, device=dev), min_conf=c.min_conf)
+            objects = track_objects(votes, self.tracks, res.labels, self.track_conflicts)
+        pos = positions_at_anchor(model, d.times)
+        voxel = c.instance_voxel * d.normalization.scale
+        group_ids, inst_label = connected_components(pos, res.labels, voxel, c.instance_min_size)
+        if objects is not None:
+            group_ids, part = split_by_conflicts(group_ids, *objects, c.instance_min_size)
+            inst_label = inst_label[part]
+        self.groups = groups_from_dictionary(self.dictionary, inst_label)
+        return res, group_ids
 
     def group_labels(self, state: dict[str, Any]) -> GroupLabels | None:
         """``group_ids [N]``, ``group_conf [N]`` (from the strategy state), ``group_is_static [G]``,
