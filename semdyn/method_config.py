@@ -31,6 +31,8 @@ from semdyn.nerfstudio.model import SemdynModelConfig
 from semdyn.scene.dynamic import DynamicSceneConfig
 from semdyn.scene.gaussians import PARAM_KEYS
 from semdyn.scene.sky import SkyConfig
+from semdyn.semantics.feature_field import LATENT_KEY, FeatureFieldConfig
+from semdyn.semantics.training import SemanticsConfig
 from semdyn.synth import SynthConfig, ensure_scene
 from semdyn.train.trainer import TrainConfig
 
@@ -73,11 +75,15 @@ class FloatExponentialDecaySchedulerConfig(ExponentialDecaySchedulerConfig):
     """Target class to instantiate."""
 
 
-def optimizers(scene: DynamicSceneConfig, max_steps: int) -> dict[str, dict[str, Any]]:
+def optimizers(
+    scene: DynamicSceneConfig, max_steps: int, semantics: SemanticsConfig | None = None
+) -> dict[str, dict[str, Any]]:
     """One Adam (eps 1e-15) per parameter group at the core's rates (as :class:`semdyn.train.Trainer`).
 
     The centres decay exponentially from ``lrs.means`` to ``lrs.means_final`` over ``max_steps`` (splatfacto's
-    schedule; the core multiplies both by the scene scale, which is 1 in the dataparser's normalised world).
+    schedule; the core multiplies both by the scene scale, which is 1 in the dataparser's normalised world). The
+    feature field's latent and decoder groups are always listed (at ``semantics.feature_field``'s rates, else the
+    defaults), so that a feature field switched on from the command line finds its optimizers.
     """
 
     def adam(lr: float, scheduler: FloatExponentialDecaySchedulerConfig | None = None) -> dict[str, Any]:
@@ -96,6 +102,9 @@ def optimizers(scene: DynamicSceneConfig, max_steps: int) -> dict[str, dict[str,
         groups["log_lifespan"] = adam(scene.visibility.lifespan_lr)
     if scene.velocity is not None and scene.deformation is not None:  # as DynamicScene adds the parameter
         groups["velocity"] = adam(scene.velocity.lr)
+    ff = (semantics.feature_field if semantics is not None else None) or FeatureFieldConfig()
+    groups[LATENT_KEY] = adam(ff.latent_lr)
+    groups["feature_decoder"] = adam(ff.decoder_lr)
     return groups
 
 
@@ -120,7 +129,7 @@ def trainer_config(name: str, preset: TrainConfig, device: str = "cuda") -> Trai
             ),
             model=SemdynModelConfig(scene=preset.model, seed=preset.seed, semantics=preset.semantics),
         ),
-        optimizers=optimizers(preset.model, preset.max_steps),
+        optimizers=optimizers(preset.model, preset.max_steps, preset.semantics),
         viewer=ViewerConfig(num_rays_per_chunk=1 << 15),
         vis="viewer",
     )

@@ -11,6 +11,12 @@ core's :class:`DynamicSceneConfig`, nested as one field. This module only transl
 Time flows from the viewer's Time slider into ``camera.times`` (nerfstudio's viewer writes it into the camera it
 renders, because the dataparser sets ``includes_time``), and from there into ``DynamicScene.forward(..., t)``,
 which deforms the canonical Gaussians to that time before rasterising. The model holds no time state.
+
+With ``semantics.feature_field`` the model also trains a feature field (a latent per Gaussian, decoded to the CLIP
+space of the semantics cache), and the viewer's "Text query" box fills the ``relevancy`` output from it
+(:mod:`semdyn.viewer.query` loads the CLIP text encoder on the first query). The output is always present, zeros
+without a query or a feature field, because nerfstudio's viewer resets its output menus whenever the set of output
+names changes.
 """
 
 from __future__ import annotations
@@ -32,10 +38,13 @@ from semdyn.errors import InputError
 from semdyn.eval import image as image_metrics
 from semdyn.scene.dynamic import DynamicScene, DynamicSceneConfig
 from semdyn.scene.strategy import densify_pre_backward, densify_step, get_labels, make_strategy
+from semdyn.semantics.feature_field import LATENT_KEY, FeatureDecoder, cached_clip_dim, feature_loss, render_latent
+from semdyn.semantics.query import relevancy_image
 from semdyn.semantics.training import SemanticLifter, SemanticsConfig
 from semdyn.train.data import load_scene
 from semdyn.viewer.controls import ViewerControls
 from semdyn.viewer.extras import EXTRA_OUTPUTS, render_extras, render_view, visible_mask
+from semdyn.viewer.query import TextQuery, TextQueryConfig
 
 IMAGE_OUTPUTS = ("rgb", "depth", "accumulation")
 """The outputs the viewer, ns-render and evaluation get: [H, W, 3], [H, W, 1], [H, W, 1]."""
@@ -90,10 +99,14 @@ class SemdynModelConfig(ModelConfig):
     semantics: SemanticsConfig | None = None
     """Lift object labels onto the Gaussians during training (labels for the object-wise regularizers of
     ``scene.groups``); None: no semantics (semdyn-base). Lifting reads the sequence as the core trainer does, at the
-    training cameras' resolution."""
+    training cameras' resolution. Its ``feature_field`` (with ``masks cache``) trains a CLIP feature field."""
     viewer_extras: bool = True
     """Outside training, also render groups, classes (stable colours, grey = unlabelled), deformation magnitude
-    (one extra rasterisation of a feature image). A text-query relevancy output is not wired yet."""
+    (one extra rasterisation of a feature image) and the relevancy in [0, 1] of the viewer's "Text query" (zeros
+    without a query or a feature field)."""
+    text_query: TextQueryConfig = field(default_factory=TextQueryConfig)
+    """The CLIP model of the viewer's text queries (loaded on the first query; the model name comes from the
+    semantics cache's meta.json)."""
 
 
 def camera_centres(metadata: Mapping[str, Any]) -> Tensor | None:
@@ -127,10 +140,32 @@ class SemdynModel(Model):
         self.lifter: SemanticLifter | None = None
         self._optimizers: dict[str, torch.optim.Optimizer] = {}
         self._meta: dict[str, Any] | None = None
+        self.feature_decoder = self.feature_field()
+        sem = self.config.semantics
+        self.text_query = TextQuery(self.config.text_query, None if sem is None else sem.cache_dir)
         sequence, norm = metadata.get("sequence"), metadata.get("scene_normalization")
         poses = None if sequence is None or norm is None else norm.poses_to_normalized(sequence.camera_to_worlds)
-        self.viewer_controls = ViewerControls(poses)
+        self.viewer_controls = ViewerControls(poses, on_query=self.prepare_query)
         self._class_names: tuple[str, ...] = tuple(getattr(sequence, "semantic_classes", ()) or ())
+
+    def feature_field(self) -> FeatureDecoder | None:
+        """With ``semantics.feature_field``: add a latent per Gaussian (``scene.params["feature_latent"]``) and
+        return the decoder to the semantics cache's CLIP size; None without."""
+        sem = self.config.semantics
+        if sem is None or sem.feature_field is None:
+            return None
+        if sem.masks != "cache" or sem.cache_dir is None:
+            raise InputError("--pipeline.model.semantics.feature-field needs --pipeline.model.semantics.masks cache")
+        ff = sem.feature_field
+        g = torch.Generator().manual_seed(self.config.seed + 1)
+        latent = 0.1 * torch.randn(self.num_gaussians, ff.latent_dim, generator=g)
+        self.scene.add_gaussian_param(LATENT_KEY, latent, ff.latent_lr)
+        return FeatureDecoder(ff.latent_dim, cached_clip_dim(sem.cache_dir), ff.hidden)
+
+    @property
+    def has_feature_field(self) -> bool:
+        """Whether the Gaussians carry a feature latent and the model a decoder (text queries can be answered)."""
+        return self.feature_decoder is not None and LATENT_KEY in self.scene.params
 
     def scene_aabb(self, points: Tensor | None) -> Tensor:
         """[2, 3] box of the deformation field and random initialisation (normalised units)."""
@@ -146,8 +181,9 @@ class SemdynModel(Model):
     # ------------------------------------------------------------------ rendering
     def get_outputs(self, camera: Cameras) -> dict[str, Any]:  # type: ignore[override]
         """Render one camera at ``camera.times`` (or the viewer's frozen time): rgb [H, W, 3], depth [H, W, 1],
-        accumulation [H, W, 1]; outside training also groups, classes [H, W, 3], deformation [H, W, 1]
-        (with ``viewer_extras``); and the core's raw outputs under ``"scene"`` (batched, with ``meta``)."""
+        accumulation [H, W, 1]; outside training also groups, classes [H, W, 3], deformation, relevancy [H, W, 1]
+        (with ``viewer_extras``), in training the feature field's latents feature_latent [H, W, d] (with one); and
+        the core's raw outputs under ``"scene"`` (batched, with ``meta``)."""
         viewmats, Ks, width, height, t = camera_arguments(camera)
         viewmats, Ks = viewmats.to(self.device), Ks.to(self.device)
         if self.training:
@@ -155,7 +191,11 @@ class SemdynModel(Model):
             self._meta = out["meta"]
             densify_pre_backward(self.strategy, self.scene.params, self._optimizers, self.strategy_state,
                                  self.step, out["meta"])  # fmt: skip
-            return {key: out[key][0] for key in IMAGE_OUTPUTS} | {"scene": out}
+            result = {key: out[key][0] for key in IMAGE_OUTPUTS} | {"scene": out}
+            if self.has_feature_field:  # [H, W, d], decoded and scored in get_loss_dict
+                g, latent, cfg = out["gaussians"], self.scene.params[LATENT_KEY], self.config.scene.render
+                result["feature_latent"] = render_latent(g, latent, viewmats, Ks, width, height, cfg)[0]
+            return result
         groups, classes = self.gaussian_labels()
         controls = self.viewer_controls
         keep = visible_mask(groups, classes, controls.hidden_groups(), controls.hidden_classes(self._class_names))
@@ -164,7 +204,24 @@ class SemdynModel(Model):
         if self.config.viewer_extras:
             extras = render_extras(self.scene, out["gaussians"], viewmats, Ks, width, height, groups, classes)
             result |= {key: value[0] for key, value in extras.items()}
+            result["relevancy"] = self.relevancy(out["gaussians"], viewmats, Ks, width, height)
         return result
+
+    def prepare_query(self, text: str) -> None:
+        """Encode a new "Text query" (the text box's callback, so that the render it triggers finds it encoded)."""
+        self.text_query.answer(text, self.has_feature_field, self.device)
+
+    def relevancy(self, gaussians: dict[str, Tensor], viewmats: Tensor, Ks: Tensor, width: int, height: int) -> Tensor:
+        """[H, W, 1] relevancy in [0, 1] of the viewer's text query, scored per pixel on the decoded feature field
+        of ``gaussians`` (one camera); zeros without a query or a feature field, or when the query cannot be
+        encoded (:class:`TextQuery` logs why, once)."""
+        query = self.text_query.answer(self.viewer_controls.query_text(), self.has_feature_field, self.device)
+        if query is None or self.feature_decoder is None:
+            return torch.zeros(height, width, 1, device=self.device)
+        latent = self.scene.params[LATENT_KEY]
+        image = render_latent(gaussians, latent, viewmats, Ks, width, height, self.config.scene.render)[0]
+        score = relevancy_image(image, self.feature_decoder, *query, temperature=self.config.text_query.temperature)
+        return score[..., None]
 
     def gaussian_labels(self) -> tuple[Tensor, Tensor]:
         """``(group_ids [N], class_ids [N])`` int64 on the model's device; -1 where unknown (no labels yet)."""
@@ -197,9 +254,27 @@ class SemdynModel(Model):
         """The core's weighted, named terms (rgb, opacity, scale_ratio, plane_tv, time_smoothness, time_l1).
 
         The LiDAR depth term is not computed: nerfstudio's full-image datamanager yields no sparse depth, so
-        ``scene.losses.depth`` has no effect here (the core trainer uses it).
+        ``scene.losses.depth`` has no effect here (the core trainer uses it). With a feature field, also
+        ``feature``: weight * (1 - cos) of the decoded latents against the cached CLIP targets of the batch's frame.
         """
-        return self.scene.loss_dict(outputs["scene"], self.gt_rgb(batch)[None], None, step=self.step)
+        losses = self.scene.loss_dict(outputs["scene"], self.gt_rgb(batch)[None], None, step=self.step)
+        if "feature_latent" in outputs:
+            losses["feature"] = self.feature_loss(outputs["feature_latent"], int(batch["image_idx"]))
+        return losses
+
+    def feature_loss(self, latent_image: Tensor, image_idx: int) -> Tensor:
+        """The weighted feature term of training image ``image_idx`` from its rendered latents [H, W, d]."""
+        sem = self.config.semantics
+        frames = (self.kwargs.get("metadata") or {}).get("frame_indices")
+        assert sem is not None and sem.feature_field is not None and self.feature_decoder is not None
+        if frames is None:
+            raise InputError("--pipeline.model.semantics.feature-field needs the semdyn-data dataparser")
+        targets = self.semantic_lifter(latent_image.shape[1]).feature_targets
+        assert targets is not None  # the lifter reads them when the config has a feature field
+        target, valid = targets.target(int(frames[image_idx]))
+        dev = latent_image.device
+        pred = self.feature_decoder(latent_image)[None]
+        return sem.feature_field.weight * feature_loss(pred, target[None].to(dev), valid[None].to(dev))
 
     def get_metrics_dict(self, outputs: dict[str, Any], batch: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -223,8 +298,12 @@ class SemdynModel(Model):
     # ------------------------------------------------------------------ optimisation
     def get_param_groups(self) -> dict[str, list[nn.Parameter]]:
         """One group per Gaussian attribute (means, quats, scales, opacities, sh0, shN), as gsplat's strategies
-        need, plus the core's deform_grid, deform_mlp and sky (when present)."""
-        return {key: [p] for key, p in self.scene.params.items()} | self.scene.optimizer_groups()
+        need, plus the core's deform_grid, deform_mlp and sky (when present); with a feature field also
+        feature_latent (a Gaussian attribute) and feature_decoder."""
+        groups = {key: [p] for key, p in self.scene.params.items()} | self.scene.optimizer_groups()
+        if self.feature_decoder is not None:
+            groups["feature_decoder"] = list(self.feature_decoder.parameters())
+        return groups
 
     def get_training_callbacks(
         self, training_callback_attributes: TrainingCallbackAttributes
@@ -246,14 +325,20 @@ class SemdynModel(Model):
         cfg = self.config.semantics
         if cfg is None or not SemanticLifter.is_due(cfg, step + 1):
             return
+        width = int(pipeline.datamanager.train_dataset.cameras[0].width)
+        self.semantic_lifter(width).lift(self.scene, self.strategy_state, self.device)
+
+    def semantic_lifter(self, width: int) -> SemanticLifter:
+        """The lifter, built on first use: the sequence read at the training cameras' resolution (``width``
+        pixels), as the core trainer reads it."""
         if self.lifter is None:
+            cfg = self.config.semantics
             sequence = (self.kwargs.get("metadata") or {}).get("sequence")
-            if sequence is None:
+            if cfg is None or sequence is None:
                 raise InputError("--pipeline.model.semantics needs the semdyn-data dataparser (it names the sequence)")
-            width = int(pipeline.datamanager.train_dataset.cameras[0].width)
             factor = max(round(sequence.frames[0].intrinsics.width / width), 1)
             self.lifter = SemanticLifter(cfg, load_scene(sequence.root, factor))
-        self.lifter.lift(self.scene, self.strategy_state, self.device)
+        return self.lifter
 
     def _before_step(self, optimizers: Optimizers, step: int) -> None:
         """Record the step (SH degree, strategy schedule) and the Gaussians' optimizers for the strategy."""

@@ -71,6 +71,15 @@ def render_latent(
     return out.image
 
 
+def cached_clip_dim(run_dir: Path) -> int:
+    """D, the size of the CLIP embeddings an extract_semantics run cached (read from one frame's ``.npz``)."""
+    frames = sorted((Path(run_dir) / "frames").glob("*.npz"))
+    if not frames:
+        raise DataFormatError(run_dir, "holds no cached frames (frames/*.npz); run scripts/extract_semantics.py")
+    with np.load(frames[0]) as z:
+        return int(z["embeddings"].shape[1])
+
+
 def feature_loss(pred: Tensor, target: Tensor, valid: Tensor) -> Tensor:
     """Mean of ``1 - cos(pred, target)`` over valid pixels. pred, target: [C, H, W, D]; valid: [C, H, W] bool."""
     if not bool(valid.any()):

@@ -1,4 +1,5 @@
-"""Viewer extras: stable id colours, extra outputs (groups, classes, deformation, relevancy), hiding, controls.
+"""Viewer extras: stable id colours, extra outputs (groups, classes, deformation), hiding, controls, and the text
+query's lazily loaded CLIP encoder (:mod:`semdyn.viewer.query`, for the ``relevancy`` output).
 
 :mod:`semdyn.viewer.controls` imports nerfstudio; the rest does not.
 """

@@ -1,4 +1,4 @@
-"""The semdyn panel of nerfstudio's viewer: freeze time, hide groups or classes, view from a frame.
+"""The semdyn panel of nerfstudio's viewer: freeze time, hide groups or classes, view from a frame, text query.
 
 :class:`ViewerControls` is an ``nn.Module`` without parameters held by the model, so that nerfstudio's viewer finds
 its elements (it collects every ``ViewerElement`` attribute of the pipeline's modules) and rerenders when one
@@ -8,7 +8,7 @@ changes. Outside the viewer the elements keep their defaults, so rendering is un
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from nerfstudio.viewer.viewer_elements import (
@@ -41,9 +41,12 @@ def parse_ids(text: str) -> set[int]:
 class ViewerControls(nn.Module):
     """Elements of the semdyn panel (names as shown in the viewer)."""
 
-    def __init__(self, camera_to_worlds: np.ndarray | None = None) -> None:
+    def __init__(
+        self, camera_to_worlds: np.ndarray | None = None, on_query: Callable[[str], object] | None = None
+    ) -> None:
         """camera_to_worlds: [F, 4, 4] OpenGL poses of the sequence's frames in the dataparser's units (for
-        "View from frame"), or None."""
+        "View from frame"), or None. on_query: called with the new text when "Text query" changes in the viewer
+        (before the rerender it triggers), e.g. to encode it."""
         super().__init__()
         self._poses = camera_to_worlds
         self.control = ViewerControl()
@@ -53,6 +56,12 @@ class ViewerControls(nn.Module):
         self.frozen_time = ViewerSlider("Frozen time", 0.5, 0.0, 1.0, 0.01, hint="Normalised time (0 = first frame)")
         self.hide_groups = ViewerText("Hide groups", "", hint="Group ids to hide, e.g. '3, 7'")
         self.hide_classes = ViewerText("Hide classes", "", hint="Class names to hide, e.g. 'car, truck'")
+        self.query = ViewerText(
+            "Text query",
+            "",
+            cb_hook=lambda element: on_query(element.value) if on_query is not None else None,
+            hint="A CLIP text query, e.g. 'car': the 'relevancy' output (needs a feature field)",
+        )
 
     def view_from_frame(self) -> None:
         """Move every connected viewer's camera to the pose of frame ``Frame`` (as clicking its frustum does)."""
@@ -70,6 +79,10 @@ class ViewerControls(nn.Module):
     def time(self, camera_time: float) -> float:
         """The time to render: the frozen time when frozen, else the camera's (the Time slider)."""
         return float(self.frozen_time.value) if self.freeze_time.value else camera_time
+
+    def query_text(self) -> str:
+        """The text query ("" when none)."""
+        return self.query.value.strip()
 
     def hidden_groups(self) -> set[int]:
         return parse_ids(self.hide_groups.value)

@@ -1,9 +1,10 @@
-"""What the viewer and the render script show beyond RGB: groups, classes, deformation magnitude, relevancy, and
-hiding chosen groups or classes.
+"""What the viewer and the render script show beyond RGB: groups, classes, deformation magnitude, and hiding chosen
+groups or classes.
 
-One extra rasterisation draws every per-Gaussian quantity at once as a feature image (D = 3 + 3 + 1 + 1 channels):
-the group colour, the class colour, the deformation magnitude ``|dx|`` and, when given, a text-query relevancy.
-Colours are blended like RGB; the scalars are divided by the accumulated alpha (their expected value along the ray).
+One extra rasterisation draws every per-Gaussian quantity at once as a feature image (D = 3 + 3 + 1 channels): the
+group colour, the class colour and the deformation magnitude ``|dx|``. Colours are blended like RGB; the scalar is
+divided by the accumulated alpha (its expected value along the ray). The text-query ``relevancy`` is scored per pixel
+on the decoded feature field (:func:`semdyn.semantics.query.relevancy_image`), not here.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from semdyn.scene.dynamic import DynamicScene
 from semdyn.viewer.colors import id_colors
 
 EXTRA_OUTPUTS = ("groups", "classes", "deformation", "relevancy")
-"""Names of the extra outputs: [C, H, W, 3], [C, H, W, 3], [C, H, W, 1] (scene units), [C, H, W, 1] in [0, 1]
-(relevancy only when a per-Gaussian relevancy is given)."""
+"""Names of the extra outputs of the viewer: groups [H, W, 3], classes [H, W, 3], deformation [H, W, 1] (scene units)
+from :func:`render_extras`, and the text query's relevancy [H, W, 1] in [0, 1] (the nerfstudio model's)."""
 
 
 def visible_mask(
@@ -64,32 +65,25 @@ def render_extras(
     height: int,
     group_ids: Tensor,
     class_ids: Tensor,
-    relevancy: Tensor | None = None,
 ) -> dict[str, Tensor]:
-    """The extra outputs of :data:`EXTRA_OUTPUTS` for C cameras, from the Gaussians a render used.
+    """groups, classes [C, H, W, 3] and deformation [C, H, W, 1] for C cameras, from the Gaussians a render used.
 
     Args:
         gaussians: ``render_view(...)["gaussians"]`` (the deformed Gaussians, hidden ones transparent).
         group_ids, class_ids: [N] int64 (-1 = none, drawn grey).
-        relevancy: [N] per-Gaussian text-query relevancy in [0, 1], or None (then no "relevancy" output).
     """
     g = gaussians
     n = g["means"].shape[0]
     dx = g.get("dx")
     motion = dx.norm(dim=-1) if dx is not None else g["means"].new_zeros(n)
-    rel = relevancy.to(motion) if relevancy is not None else motion.new_zeros(n)
     features = torch.cat(
-        [id_colors(group_ids.to(motion.device)), id_colors(class_ids.to(motion.device)), motion[:, None], rel[:, None]],
-        dim=1,
+        [id_colors(group_ids.to(motion.device)), id_colors(class_ids.to(motion.device)), motion[:, None]], dim=1
     )
     out = render(g["means"], g["quats"], g["scales"], g["opacities"], features, viewmats, Ks, width, height,
                  sh_degree=None, config=scene.config.render)  # fmt: skip
     image, alpha = out.image, out.alpha.clamp_min(1e-6)
-    out = {
+    return {
         "groups": image[..., 0:3].clamp(0, 1),
         "classes": image[..., 3:6].clamp(0, 1),
         "deformation": image[..., 6:7] / alpha,
     }
-    if relevancy is not None:
-        out["relevancy"] = (image[..., 7:8] / alpha).clamp(0, 1)
-    return out

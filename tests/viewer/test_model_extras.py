@@ -48,8 +48,9 @@ def test_extra_outputs_and_hiding(model_and_camera: tuple[Any, Cameras]) -> None
     model, camera = model_and_camera
     out = model.get_outputs_for_camera(at(camera, 0.3))
     h, w = int(camera.height), int(camera.width)
-    assert {"rgb", "depth", "accumulation", "groups", "classes", "deformation"} == set(out)
+    assert {"rgb", "depth", "accumulation", "groups", "classes", "deformation", "relevancy"} == set(out)
     assert out["groups"].shape == (h, w, 3) and out["deformation"].shape == (h, w, 1)
+    assert out["relevancy"].shape == (h, w, 1) and not out["relevancy"].any()  # no text query: zeros
     assert out["groups"].std() > 0.02  # several group colours on screen
     assert torch.allclose(out["classes"], 0.5 * out["accumulation"].expand(h, w, 3), atol=1e-4)  # all grey
     assert out["deformation"].max() > 0
