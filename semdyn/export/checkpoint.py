@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from semdyn.deform.regularizers import GroupLabels
 from semdyn.errors import InputError
 from semdyn.export.config_io import dataclass_from_dict
 from semdyn.scene.dynamic import DynamicScene
@@ -84,6 +85,7 @@ def load_run(path: Path, device: str = "auto", data: SceneData | None = None) ->
     centres = torch.linalg.inv(data.viewmats)[:, :3, 3]
     g = torch.Generator().manual_seed(config.seed)
     model = DynamicScene(config.model, data.points, data.point_colors, data.aabb, dev, g, centres, data.point_times)
+    model.units_per_metre = float(data.normalization.scale)
     model.resize_params_to({k: torch.Size(s) for k, s in ckpt["param_shapes"].items()})
     model.load_state_dict(ckpt["model"])
     model.eval()
@@ -96,4 +98,9 @@ def load_run(path: Path, device: str = "auto", data: SceneData | None = None) ->
     for name, v in (("group ids", groups), ("class ids", classes)):
         if len(v) != n:
             raise InputError(f"{ckpt_path}: {len(v)} {name} for {n} Gaussians")
+    table = (ckpt.get("semantics") or {}).get("groups")
+    if labels is not None and table is not None:  # the static skip and the moving groups' paths, as in training
+        model.set_groups(
+            GroupLabels(labels[0].to(dev), labels[1].to(dev), table["is_static"].to(dev), table["is_rigid"].to(dev))
+        )
     return TrainedRun(config, ckpt_path, int(ckpt["step"]), model, data, dev, groups, classes)

@@ -34,11 +34,13 @@ from nerfstudio.models.base_model import Model, ModelConfig
 from nerfstudio.utils import colormaps
 from torch import Tensor, nn
 
+from semdyn.deform.regularizers import GroupLabels
 from semdyn.errors import InputError
 from semdyn.eval import image as image_metrics
 from semdyn.scene.dynamic import DynamicScene, DynamicSceneConfig
-from semdyn.scene.strategy import densify_pre_backward, densify_step, get_labels, make_strategy
+from semdyn.scene.strategy import densify_pre_backward, densify_step, get_labels, make_strategy, set_labels
 from semdyn.semantics.feature_field import LATENT_KEY, FeatureDecoder, cached_clip_dim, feature_loss, render_latent
+from semdyn.semantics.groups import SemanticGroups
 from semdyn.semantics.query import relevancy_image
 from semdyn.semantics.training import SemanticLifter, SemanticsConfig
 from semdyn.train.data import load_scene
@@ -134,10 +136,13 @@ class SemdynModel(Model):
         aabb = self.scene_aabb(points)
         self.scene = DynamicScene(self.config.scene, points, colors, aabb, "cpu", generator,
                                   camera_centres(metadata), metadata.get("points3D_time"))  # fmt: skip
+        norm = metadata.get("scene_normalization")
+        self.scene.units_per_metre = float(norm.scale) if norm is not None else 1.0
         # Normalised world (the dataparser scales the cameras to about [-1, 1]): scene scale 1, as splatfacto.
         self.strategy, self.strategy_state = make_strategy(self.config.scene.densify, scene_scale=1.0)
         self.step = 0
         self.lifter: SemanticLifter | None = None
+        self._groups: SemanticGroups | None = None  # the group table of a loaded checkpoint, until the next lift
         self._optimizers: dict[str, torch.optim.Optimizer] = {}
         self._meta: dict[str, Any] | None = None
         self.feature_decoder = self.feature_field()
@@ -338,6 +343,8 @@ class SemdynModel(Model):
                 raise InputError("--pipeline.model.semantics needs the semdyn-data dataparser (it names the sequence)")
             factor = max(round(sequence.frames[0].intrinsics.width / width), 1)
             self.lifter = SemanticLifter(cfg, load_scene(sequence.root, factor))
+            if self._groups is not None:  # resumed: the checkpoint's groups until the next lift
+                self.lifter.groups = self._groups
         return self.lifter
 
     def _before_step(self, optimizers: Optimizers, step: int) -> None:
@@ -364,7 +371,41 @@ class SemdynModel(Model):
             saved = state_dict.get(prefix + key)
             if saved is not None and saved.shape != p.shape:
                 p.data = p.data.new_zeros(saved.shape)
-        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
+        self._restore_groups()
+        return result
+
+    def get_extra_state(self) -> dict[str, Any]:
+        """Saved with the parameters: the Gaussians' labels and class ids (the strategy state) and the group table,
+        so that a loaded checkpoint (``ns-viewer``, ``--load-dir``) shows the groups and moves the moving groups'
+        members along their paths, as in training."""
+        labels = get_labels(self.strategy_state)
+        table = self.lifter.groups if self.lifter is not None else self._groups
+        classes = self.strategy_state.get("class_ids")
+        return {
+            "labels": None if labels is None else (labels[0].cpu(), labels[1].cpu()),
+            "class_ids": classes.cpu() if isinstance(classes, Tensor) else None,
+            "groups": None if table is None else table.state_dict(),
+        }
+
+    def set_extra_state(self, state: Any) -> None:
+        if not isinstance(state, dict):
+            return
+        if state.get("labels") is not None:
+            set_labels(self.strategy_state, *state["labels"])
+        if state.get("class_ids") is not None:
+            self.strategy_state["class_ids"] = state["class_ids"]
+        if state.get("groups") is not None:
+            self._groups = SemanticGroups.from_state_dict(state["groups"])
+
+    def _restore_groups(self) -> None:
+        """Hand the scene the loaded labels and group table (after the parameters: the paths read the centres)."""
+        labels, table = get_labels(self.strategy_state), self._groups
+        if labels is None or table is None or len(labels[0]) != self.num_gaussians:
+            return
+        dev = self.scene.params["means"].device
+        ids, conf = labels[0].to(dev), labels[1].to(dev)
+        self.scene.set_groups(GroupLabels(ids, conf, table.is_static.to(dev), table.is_rigid.to(dev)))
 
     def update_to_step(self, step: int) -> None:
         self.step = step

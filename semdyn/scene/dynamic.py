@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from semdyn import losses
 from semdyn.deform import HexPlaneConfig, MLPDeformConfig, apply_deformation, make_deformation
 from semdyn.deform.field import Deformation, DeformationField
+from semdyn.deform.group_motion import GroupMotionConfig, GroupPaths, estimate_paths, path_offsets
 from semdyn.deform.regularizers import (
     GroupLabels,
     GroupRegularizerConfig,
@@ -52,7 +53,7 @@ class LossWeights:
     """L1 of the HexPlane's time planes away from 1 (a static prior)."""
     velocity: float = 0.1
     """Mean L1 norm of the per-Gaussian velocities (a static prior: most of a street does not move). On the
-    default street (cpu preset) 0.01 gives static drift 0.52 m and dynamic PSNR 21.9 dB, 0.1 gives 0.19 m and 20.8 dB."""
+    default street (cpu preset) 0.01 gives static drift 0.52 m, dynamic PSNR 21.9 dB; 0.1 gives 0.19 m, 20.8 dB."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,10 @@ class DynamicSceneConfig:
     """Temporal visibility of the Gaussians; None: every Gaussian is visible at all times."""
     velocity: VelocityConfig | None = field(default_factory=VelocityConfig)
     """Per-Gaussian velocities added to the deformation; None: the field alone moves the Gaussians."""
+    group_motion: GroupMotionConfig | None = field(default_factory=GroupMotionConfig)
+    """Once lifting has grouped the Gaussians, the members of moving rigid groups ride their group's estimated
+    path instead of the deformation field (:mod:`semdyn.deform.group_motion`); None: the field moves them too.
+    Without semantics there are no groups and this does nothing."""
     sky: SkyConfig | None = field(default_factory=SkyConfig)
     """The learned sky behind the Gaussians; None renders over black."""
     render: RenderConfig = field(default_factory=RenderConfig)
@@ -168,6 +173,10 @@ class DynamicScene(nn.Module):
         """[N] bool: Gaussians the deformation field moves (None: all). Set from semantic labels."""
         self.groups: GroupLabels | None = None
         """The Gaussians' object groups for the regularizers (None: none yet); set with :meth:`set_groups`."""
+        self.units_per_metre = 1.0
+        """Scene units per metre (the sequence's normalisation scale): the metric radii of the group paths."""
+        self.paths: GroupPaths | None = None
+        """The moving groups' paths and their riding members (None: none); re-estimated by :meth:`set_groups`."""
         self._added_lrs: dict[str, float] = {}
 
     def _init_visibility(
@@ -220,15 +229,20 @@ class DynamicScene(nn.Module):
 
     def deformation_at(self, t: float, mask: Tensor | None) -> Deformation:
         """The deformation of every Gaussian at normalised time t: the field's deltas plus ``velocity * (t -
-        anchor)`` on the position, both only where ``mask`` [N] bool (None: all). Needs a field."""
+        anchor)`` on the position, both only where ``mask`` [N] bool (None: all); members of moving groups
+        (:attr:`paths`) skip both and ride their group's path instead. Needs a field."""
         assert self.deform is not None
+        paths = self.paths if self.paths is not None and len(self.paths.members) == self.num_gaussians else None
+        if paths is not None:
+            mask = ~paths.members if mask is None else mask & ~paths.members
         d = self.deform(self.params["means"], t, mask=mask)
-        if "velocity" not in self.params:
-            return d
-        shift = self.params["velocity"] * (t - self.anchor_times())[:, None]
-        if mask is not None:
-            shift = shift * mask[:, None].to(shift.dtype)
-        return Deformation(d.dx + shift, d.dr, d.ds)
+        dx = d.dx
+        if "velocity" in self.params:
+            shift = self.params["velocity"] * (t - self.anchor_times())[:, None]
+            dx = dx + (shift if mask is None else shift * mask[:, None].to(shift.dtype))
+        if paths is not None and self.groups is not None:
+            dx = dx + path_offsets(paths, self.groups.ids, self.anchor_times(), t).to(dx.dtype)
+        return Deformation(dx, d.dr, d.ds)
 
     def anchor_frame(self, times: Tensor) -> Tensor:
         """[N] int64 index into ``times`` [T] (normalised) of the time nearest each Gaussian's visibility anchor, where
@@ -355,11 +369,24 @@ class DynamicScene(nn.Module):
 
     def set_groups(self, labels: GroupLabels | None) -> None:
         """Use these object groups for the regularizers and, with ``config.groups.skip_static_deformation``, let
-        confident static Gaussians skip the deformation field. Labels for another N are ignored until set again."""
+        confident static Gaussians skip the deformation field; with ``config.group_motion``, estimate the moving
+        groups' paths from the current Gaussians (cheap: the trainers call this every step). Labels for another N
+        are ignored until set again."""
         cfg = self.config.groups
         self.groups = labels
         skip = labels is not None and cfg.skip_static_deformation
         self.deform_mask = deform_mask_from_groups(labels, cfg.static_skip_min_conf) if skip else None
+        self.paths = None
+        motion = self.config.group_motion
+        if (
+            motion is not None
+            and self.deform is not None
+            and labels is not None
+            and len(labels.ids) == len(self.params["means"])
+        ):
+            weight = torch.sigmoid(self.params["opacities"].detach())
+            means, anchors = self.params["means"].detach(), self.anchor_times().detach()
+            self.paths = estimate_paths(means, anchors, weight, labels, motion, self.units_per_metre)
 
     def group_losses(self, outputs: dict[str, Any], step: int) -> dict[str, Tensor]:
         """The weighted object-wise regularizers (see :mod:`semdyn.deform.regularizers`) at the rendered time t1
@@ -371,6 +398,10 @@ class DynamicScene(nn.Module):
             return {}
         g, t1 = outputs["gaussians"], float(outputs["time"])
         first = Deformation(g["dx"], g["dr"], g["ds"])
+        if self.paths is not None and len(self.paths.members) == len(means):
+            # Labelled with a moving group but far from its path: a wrong label, which must not be pulled along.
+            stray = self.paths.moving[labels.ids.clamp(min=0)] & (labels.ids >= 0) & ~self.paths.members
+            labels = GroupLabels(labels.ids, labels.conf * ~stray, labels.is_static, labels.is_rigid)
         box = self.deform.aabb
         mask = covered_mask(labels, cfg) & ((means >= box[0]) & (means <= box[1])).all(dim=-1)
         offsets = (2 * torch.rand(max(cfg.num_times - 1, 0)) - 1) * cfg.pair_window

@@ -124,6 +124,7 @@ class Trainer:
         self.model = DynamicScene(
             config.model, data.points, data.point_colors, data.aabb, self.device, g, centres, data.point_times
         )
+        self.model.units_per_metre = float(data.normalization.scale)
         self.scene_scale = data.scene_scale
         self.step = 0
         self.last_checkpoint: Path | None = None
@@ -235,6 +236,8 @@ class Trainer:
                 progress.update(task, completed=self.step)
                 if self.step % cfg.steps_per_save == 0 or self.step == cfg.max_steps:
                     self.save()
+        if self.semantics is not None:  # the last steps may have densified: evaluation sees the current labels
+            self.model.set_groups(self.group_labels())
         self.train_seconds = time.perf_counter() - t0
         log.info("trained %d steps in %.1f s", cfg.max_steps, self.train_seconds)
         return self.last_checkpoint  # type: ignore[return-value]
@@ -289,6 +292,8 @@ class Trainer:
         torch.set_rng_state(ckpt["torch_rng"].cpu())
         if self.semantics is not None and ckpt.get("semantics") is not None:
             self.semantics.load_state_dict(ckpt["semantics"])
+        if self.semantics is not None:
+            self.model.set_groups(self.group_labels())
         self.step = int(ckpt["step"])
         self.last_checkpoint = ckpt_path
         log.info("resumed from %s at step %d", ckpt_path, self.step)

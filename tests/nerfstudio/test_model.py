@@ -244,3 +244,8 @@ def test_semantic_lifting_and_regularizers_through_nerfstudio(tiny_scene: Path, 
     assert {"reg_rigid_position", "reg_scale"} <= set(loss_dict) or "reg_static" in loss_dict
     assert all(torch.isfinite(v) for v in loss_dict.values())
     assert model.scene.deform_mask is not None and not bool(model.scene.deform_mask.all())
+    # A checkpoint carries the labels and the group table: a model loaded from it (ns-viewer) has the groups.
+    fresh = type(model)(model.config, model.scene_box, model.num_train_data, **model.kwargs)
+    fresh.load_state_dict(model.state_dict())
+    assert fresh.scene.groups is not None and torch.equal(fresh.scene.groups.ids.cpu(), labels.ids.cpu())
+    assert torch.equal(fresh.gaussian_labels()[0].cpu(), model.gaussian_labels()[0].cpu())

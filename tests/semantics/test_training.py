@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from semdyn.export.checkpoint import load_run
 from semdyn.presets import cpu_preset
 from semdyn.scene.strategy import DensifyConfig, get_labels
 from semdyn.semantics.clip import ClipConfig
@@ -80,6 +81,10 @@ def test_gt_lifting_in_the_trainer(tiny_scene: Path, tmp_path: Path) -> None:
     assert restored is not None and torch.equal(restored.ids, labels.ids)
     assert torch.equal(restored.is_static, labels.is_static)
     assert get_labels(again.strategy_state) is not None
+    assert again.model.groups is not None  # the scene has them at once (static skip, moving groups' paths)
+    run = load_run(trainer.last_checkpoint, "cpu", data)  # and so has a run loaded for rendering or export
+    assert run.model.groups is not None and torch.equal(run.model.groups.ids, labels.ids)
+    assert torch.equal(run.model.deform_mask, trainer.model.deform_mask)
 
 
 def test_cached_gt_maps_are_read_back(tiny_scene: Path, tmp_path: Path, tiny_clip_config: Path) -> None:

@@ -123,3 +123,23 @@ def test_velocity_moves_gaussians_linearly_about_their_anchor_inside_the_field()
     scene.set_groups(_grouped_scene()[1])  # the static group skips the field, velocity included
     assert torch.count_nonzero(scene.gaussians_at(0.9)["dx"][100:200]) == 0
     assert "velocity" not in _scene(static=True).params
+
+
+def test_members_of_a_moving_car_ride_its_path_and_skip_the_field_and_velocity() -> None:
+    scene, labels = _grouped_scene()
+    anchors = torch.linspace(0, 1, 100)
+    with torch.no_grad():  # the car's points were captured where it was: 0.8 units along x over the sequence
+        scene.params["anchor_time"][:100] = anchors
+        scene.params["means"][:100] = torch.stack([0.8 * anchors - 0.4, 0 * anchors, 0 * anchors], 1)
+        scene.params["means"][:100] += (torch.rand(100, 3) - 0.5) * 0.05
+        scene.params["velocity"].copy_(torch.randn(scene.num_gaussians, 3))
+    scene.set_groups(labels)
+    assert scene.paths is not None and scene.paths.moving.tolist() == [True, False]
+    canonical = scene.params["means"]
+    for t in (0.0, 0.5, 0.9):
+        dx = scene.gaussians_at(t)["means"][:100] - canonical[:100]
+        expected = torch.stack([0.8 * (t - anchors), 0 * anchors, 0 * anchors], 1)
+        torch.testing.assert_close(dx, expected, atol=0.03, rtol=0)
+    assert torch.count_nonzero(scene.gaussians_at(0.3)["dx"][100:200]) == 0  # the road still skips everything
+    scene.set_groups(None)
+    assert scene.paths is None
