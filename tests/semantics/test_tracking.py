@@ -10,8 +10,6 @@ import torch
 
 from semdyn.errors import InputError
 from semdyn.scene.strategy import get_labels
-from semdyn.semantics.clip import ClipConfig
-from semdyn.semantics.extract import ExtractConfig, extract_sequence
 from semdyn.semantics.lifting import lift_labels, lift_sparse_votes
 from semdyn.semantics.tracking import (
     assign_objects,
@@ -28,7 +26,7 @@ from semdyn.semantics.tracking import (
 from semdyn.semantics.training import SemanticLifter, SemanticsConfig
 from semdyn.train.data import load_scene
 from semdyn.train.trainer import Trainer
-from tests.semantics.test_training import _config
+from tests.semantics.test_training import _config, gt_class_cache
 
 H, W = 12, 24
 
@@ -184,17 +182,9 @@ def test_track_groups_refine_the_connected_components_in_the_trainer(
 ) -> None:
     """Class-level maps (gt-class): instances=tracks tracks the moving entries only, and each of its groups lies
     within one group of instances=connectivity lifted from the same model."""
-    clip = ClipConfig(model_name=tiny_clip_config.stem, model_config=tiny_clip_config)
-    ex = extract_sequence(
-        ExtractConfig(
-            data=tiny_scene, output=tmp_path / "c", masks="gt-class", clip=clip, random_weights=True, device="cpu"
-        ),
-        show_progress=False,
-    )
     data = load_scene(tiny_scene, 2)
-    sem = SemanticsConfig(
-        masks="cache", cache_dir=Path(ex["run_dir"]), lift_start=1, lift_every=100, topk=4, instances="tracks"
-    )
+    cache = gt_class_cache(tiny_scene, tmp_path / "c", tiny_clip_config)
+    sem = SemanticsConfig(masks="cache", cache_dir=cache, lift_start=1, lift_every=100, topk=4, instances="tracks")
     trainer = Trainer(_config(tiny_scene, tmp_path, 1, sem), data)
     trainer.train()
     tracks = trainer.semantics.tracks

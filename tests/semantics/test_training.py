@@ -35,6 +35,14 @@ def _config(scene: Path, out: Path, steps: int, semantics: SemanticsConfig):
     )
 
 
+def gt_class_cache(scene: Path, out: Path, clip_config: Path) -> Path:
+    """Class-level ID maps (every car pixel is the one "car" prompt) cached by extract_semantics with a random
+    tiny CLIP; the run folder."""
+    clip = ClipConfig(model_name=clip_config.stem, model_config=clip_config)
+    config = ExtractConfig(data=scene, output=out, masks="gt-class", clip=clip, random_weights=True, device="cpu")
+    return Path(extract_sequence(config, show_progress=False)["run_dir"])
+
+
 def test_gt_lifting_in_the_trainer(tiny_scene: Path, tmp_path: Path) -> None:
     data = load_scene(tiny_scene, 2)
     sem = SemanticsConfig(lift_start=3, lift_every=4, topk=4, min_conf=0.0)
@@ -109,15 +117,9 @@ def test_one_prompt_two_cars_are_two_groups(tiny_scene: Path, tmp_path: Path, ti
     """Class-level ID maps (masks=gt-class: every car pixel is the one "car" prompt) become one group per car."""
     from semdyn.semantics.evaluate import gt_instances
 
-    clip = ClipConfig(model_name=tiny_clip_config.stem, model_config=tiny_clip_config)
-    ex = extract_sequence(
-        ExtractConfig(
-            data=tiny_scene, output=tmp_path / "c", masks="gt-class", clip=clip, random_weights=True, device="cpu"
-        ),
-        show_progress=False,
-    )
     data = load_scene(tiny_scene, 2)
-    sem = SemanticsConfig(masks="cache", cache_dir=Path(ex["run_dir"]), lift_start=1, lift_every=100, topk=4)
+    cache = gt_class_cache(tiny_scene, tmp_path / "c", tiny_clip_config)
+    sem = SemanticsConfig(masks="cache", cache_dir=cache, lift_start=1, lift_every=100, topk=4)
     trainer = Trainer(_config(tiny_scene, tmp_path, 1, sem), data)
     trainer.train()
     labels, groups = trainer.group_labels(), trainer.semantics.groups
