@@ -398,10 +398,6 @@ class DynamicScene(nn.Module):
             return {}
         g, t1 = outputs["gaussians"], float(outputs["time"])
         first = Deformation(g["dx"], g["dr"], g["ds"])
-        if self.paths is not None and len(self.paths.members) == len(means):
-            # Labelled with a moving group but far from its path: a wrong label, which must not be pulled along.
-            stray = self.paths.moving[labels.ids.clamp(min=0)] & (labels.ids >= 0) & ~self.paths.members
-            labels = GroupLabels(labels.ids, labels.conf * ~stray, labels.is_static, labels.is_rigid)
         box = self.deform.aabb
         mask = covered_mask(labels, cfg) & ((means >= box[0]) & (means <= box[1])).all(dim=-1)
         offsets = (2 * torch.rand(max(cfg.num_times - 1, 0)) - 1) * cfg.pair_window
