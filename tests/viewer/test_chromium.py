@@ -1,8 +1,10 @@
 """The viewer as a user meets it: ns-viewer on localhost for a tiny ns-train run, opened in headless Chromium.
 
-Screenshots at Time 0 and Time 1 from a training frame's pose, and with the 'groups' output: none is blank, the two
-times differ in part of the picture (what the deformation and temporal visibility change), the group view differs
-from RGB. Skipped only when /usr/bin/chromium is absent (``.ci/run`` installs it)."""
+Screenshots at Time 0 and Time 1 from a training frame's pose, with the 'groups' output, and with the 'relevancy'
+output after typing a query into the "Text query" box (the run trains a feature field on a cache of random tiny
+CLIP features): none is blank, the two times differ in part of the picture (what the deformation and temporal
+visibility change), the group view differs from RGB, and the relevancy map is not flat. Skipped only when
+/usr/bin/chromium is absent (``.ci/run`` installs it)."""
 
 from __future__ import annotations
 
@@ -30,8 +32,10 @@ STEPS = 30
 
 @pytest.fixture(scope="module")
 def ns_config(tiny_scene: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A few steps of ns-train semdyn-cpu on the tiny street; its config.yml."""
+    """A few steps of ns-train semdyn-cpu on the tiny street, with a feature field; its config.yml."""
+    from semdyn.data import read_sequence
     from semdyn.method_config import semdyn_cpu_method
+    from tests.viewer.test_query import with_feature_field
 
     config = copy.deepcopy(semdyn_cpu_method.config)
     config.pipeline.datamanager.data = tiny_scene
@@ -40,6 +44,8 @@ def ns_config(tiny_scene: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     config.steps_per_eval_image = config.steps_per_eval_all_images = 10 * STEPS
     scene = config.pipeline.model.scene
     scene.init = dataclasses.replace(scene.init, initial_opacity=0.5)  # visible after a few steps
+    frames = [f.image_path for f in read_sequence(tiny_scene).frames]
+    config.pipeline.model.semantics = with_feature_field(tmp_path_factory.mktemp("clip_cache"), frames)
     config.vis = "tensorboard"
     config.set_timestamp()
     config.save_config()
@@ -87,6 +93,13 @@ def test_viewer_in_headless_chromium(ns_config: Path, tmp_path: Path) -> None:
             ("t0", lambda: set_field(browser, "Time", "0")),
             ("t1", lambda: set_field(browser, "Time", "1")),
             ("groups", lambda: select_option(browser, "Output type", "groups")),
+            (
+                "relevancy",
+                lambda: (
+                    select_option(browser, "Output type", "relevancy"),
+                    set_field(browser, "Text query", "a photo of a car"),
+                ),
+            ),
         ):
             action()
             time.sleep(10)  # the CPU viewer renders a preview, then the full resolution
@@ -101,3 +114,4 @@ def test_viewer_in_headless_chromium(ns_config: Path, tmp_path: Path) -> None:
     changed = np.abs(shots["t0"] - shots["t1"]).max(-1) > 8
     assert 0.001 < changed.mean() < 0.6, f"time 0 vs 1: {changed.mean():.4f} of the pixels changed"
     assert np.abs(shots["groups"] - shots["t1"]).mean() > 5.0
+    assert np.abs(shots["relevancy"] - shots["groups"]).mean() > 5.0
