@@ -79,6 +79,13 @@ def _hat(anchors: Tensor, k: int) -> tuple[Tensor, Tensor]:
     return lo, u - lo.to(u.dtype)
 
 
+def _along(centre: Tensor, group: Tensor, lo: Tensor, frac: Tensor) -> Tensor:
+    """[M, 3] points on the paths ``centre`` [G, K, 3] of ``group`` [M], at ``frac`` [M] of the way from knot ``lo``
+    [M] to the next (as :func:`_hat` gives them)."""
+    w = frac.to(centre.dtype)[:, None]
+    return centre[group, lo] * (1 - w) + centre[group, lo + 1] * w
+
+
 def _fit_spline(x: Tensor, lo: Tensor, frac: Tensor, w: Tensor, sid: Tensor, g: int, k: int, smooth: float) -> Tensor:
     """[G, K, 3] knot values minimising, per group, sum_i w_i |x_i - c(a_i)|^2 + lam_g |second differences of c|^2
     with lam_g = smooth * sum_i w_i / K. x [M, 3], lo/frac [M] (from :func:`_hat`), w [M], sid [M] group index."""
@@ -146,8 +153,7 @@ def estimate_paths(
     w = base
     for _ in range(config.iterations):  # IRLS with Cauchy weights: members far from the path stop pulling it
         centre = _fit_spline(x, lo, frac, w, sid, g, k, config.smoothness)
-        at = centre[sid, lo] * (1 - frac)[:, None] + centre[sid, lo + 1] * frac[:, None]  # [M, 3] path at anchor
-        residual = (x - at).norm(dim=-1)
+        residual = (x - _along(centre, sid, lo, frac)).norm(dim=-1)  # distance from the path at the anchor
         w = base / (1 + (residual / radius) ** 2)
     total = torch.zeros(g, dtype=w.dtype, device=dev).index_add_(0, sid, w)
     spread = torch.zeros(g, dtype=w.dtype, device=dev).index_add_(0, sid, w * residual.square())
@@ -160,7 +166,7 @@ def estimate_paths(
     t = (first[:, None] + (last - first).clamp_min(0)[:, None] * span[None]).clamp(0, 1)  # [G, 32]
     glo, gfrac = _hat(t.reshape(-1), k)
     gid = torch.arange(g, device=dev).repeat_interleave(32)
-    trace = (centre[gid, glo] * (1 - gfrac)[:, None] + centre[gid, glo + 1] * gfrac[:, None]).view(g, 32, 3)
+    trace = _along(centre, gid, glo, gfrac).view(g, 32, 3)
     extent = (trace.amax(1) - trace.amin(1)).norm(dim=-1)  # [G]
     moving = seen & (extent > config.min_travel * size) & is_rigid & ~is_static
     members = torch.zeros_like(candidate)
@@ -171,13 +177,7 @@ def estimate_paths(
 def path_at(paths: GroupPaths, group: Tensor, t: Tensor) -> Tensor:
     """[M, 3] positions on the paths of ``group`` [M] (indices into G) at normalised times ``t`` [M], linear
     between knots and clamped to [0, 1]."""
-    k = paths.knots.shape[0]
-    u = t.float().clamp(0, 1) * (k - 1)
-    lo = u.floor().long().clamp(max=k - 2)
-    w = (u - lo.float())[:, None].to(paths.centre.dtype)
-    c = paths.centre[group]  # [M, K, 3]
-    pick = lambda i: c.gather(1, i[:, None, None].expand(-1, 1, 3))[:, 0]  # noqa: E731
-    return pick(lo) * (1 - w) + pick(lo + 1) * w
+    return _along(paths.centre, group, *_hat(t.float(), paths.knots.shape[0]))
 
 
 def path_offsets(paths: GroupPaths, ids: Tensor, anchors: Tensor, t: float) -> Tensor:

@@ -13,11 +13,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from semdyn.deform.regularizers import GroupLabels
 from semdyn.errors import InputError
 from semdyn.export.config_io import dataclass_from_dict
 from semdyn.scene.dynamic import DynamicScene
 from semdyn.scene.strategy import get_labels
+from semdyn.semantics.groups import SemanticGroups
 from semdyn.synth import ensure_scene
 from semdyn.train.data import SceneData, load_scene
 from semdyn.train.trainer import TrainConfig, latest_checkpoint, resolve_device
@@ -99,8 +99,6 @@ def load_run(path: Path, device: str = "auto", data: SceneData | None = None) ->
         if len(v) != n:
             raise InputError(f"{ckpt_path}: {len(v)} {name} for {n} Gaussians")
     table = (ckpt.get("semantics") or {}).get("groups")
-    if labels is not None and table is not None:  # the static skip and the moving groups' paths, as in training
-        model.set_groups(
-            GroupLabels(labels[0].to(dev), labels[1].to(dev), table["is_static"].to(dev), table["is_rigid"].to(dev))
-        )
+    if table is not None:  # the static skip and the moving groups' paths, as in training
+        model.set_groups(SemanticGroups.from_state_dict(table).labels(state, dev))
     return TrainedRun(config, ckpt_path, int(ckpt["step"]), model, data, dev, groups, classes)

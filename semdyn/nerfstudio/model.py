@@ -34,7 +34,6 @@ from nerfstudio.models.base_model import Model, ModelConfig
 from nerfstudio.utils import colormaps
 from torch import Tensor, nn
 
-from semdyn.deform.regularizers import GroupLabels
 from semdyn.errors import InputError
 from semdyn.eval import image as image_metrics
 from semdyn.scene.dynamic import DynamicScene, DynamicSceneConfig
@@ -400,12 +399,11 @@ class SemdynModel(Model):
 
     def _restore_groups(self) -> None:
         """Hand the scene the loaded labels and group table (after the parameters: the paths read the centres)."""
-        labels, table = get_labels(self.strategy_state), self._groups
-        if labels is None or table is None or len(labels[0]) != self.num_gaussians:
+        if self._groups is None:
             return
-        dev = self.scene.params["means"].device
-        ids, conf = labels[0].to(dev), labels[1].to(dev)
-        self.scene.set_groups(GroupLabels(ids, conf, table.is_static.to(dev), table.is_rigid.to(dev)))
+        labels = self._groups.labels(self.strategy_state, self.scene.params["means"].device)
+        if labels is not None and len(labels.ids) == self.num_gaussians:
+            self.scene.set_groups(labels)
 
     def update_to_step(self, step: int) -> None:
         self.step = step

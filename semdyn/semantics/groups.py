@@ -7,13 +7,15 @@ here, outside that state (gsplat's ops would resize any tensor in it as if it we
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from semdyn.deform.regularizers import GroupLabels
+from semdyn.scene.strategy import get_labels
 from semdyn.semantics.dictionary import ObjectDictionary
 
 NON_RIGID_CLASSES = frozenset({"pedestrian", "cyclist", "person", "rider", "animal"})
@@ -44,6 +46,16 @@ class SemanticGroups:
             "is_static": self.is_static.cpu(),
             "is_rigid": self.is_rigid.cpu(),
         }
+
+    def labels(self, state: Mapping[str, Any], device: torch.device | str | None = None) -> GroupLabels | None:
+        """What the regularizers and the group paths read: the Gaussians' ``group_ids``/``group_conf`` from a
+        strategy state with this table's ``is_static``/``is_rigid``, on ``device`` (default: the labels'); None when
+        the state holds no labels."""
+        labels = get_labels(state)
+        if labels is None:
+            return None
+        dev = labels[0].device if device is None else device
+        return GroupLabels(labels[0].to(dev), labels[1].to(dev), self.is_static.to(dev), self.is_rigid.to(dev))
 
     @classmethod
     def from_state_dict(cls, d: dict[str, Any]) -> SemanticGroups:

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from semdyn.deform.regularizers import GroupLabels
 from semdyn.errors import DataFormatError, InputError
-from semdyn.scene.strategy import get_labels, set_labels
+from semdyn.scene.strategy import set_labels
 from semdyn.semantics.dictionary import DEFAULT_DICTIONARY, load_dictionary
 from semdyn.semantics.feature_field import (
     LATENT_KEY,
@@ -305,11 +305,7 @@ class SemanticLifter:
     def group_labels(self, state: dict[str, Any]) -> GroupLabels | None:
         """``group_ids [N]``, ``group_conf [N]`` (from the strategy state), ``group_is_static [G]``,
         ``group_is_rigid [G]``; None before the first lift."""
-        labels = get_labels(state)
-        if labels is None or self.groups is None:
-            return None
-        dev = labels[0].device
-        return GroupLabels(labels[0], labels[1], self.groups.is_static.to(dev), self.groups.is_rigid.to(dev))
+        return None if self.groups is None else self.groups.labels(state)
 
     def state_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"groups": None if self.groups is None else self.groups.state_dict()}
