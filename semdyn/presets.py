@@ -1,13 +1,13 @@
 """Named training presets of the core trainer (the nerfstudio method configs mirror them).
 
-- ``cpu``: the embedded default on a 2-core CPU: the synthetic street at half resolution, a few thousand
-  steps, small deformation grids; trains and renders in under 10 minutes.
-- ``cpu-static``: the same with the deformation switched off (the static baseline, otherwise equal).
-- ``full``: full resolution and the full 30k-step schedule (for a GPU).
-- ``full-static``: its static baseline.
-- ``cpu-semantic`` / ``full-semantic``: the full method (semdyn): labels lifted from the sequence's instance masks
-  (``--semantics.masks cache --semantics.cache-dir <run>`` for the SAM + CLIP maps of ``scripts/extract_semantics.py``)
-  and the object-wise deformation regularizers.
+- ``cpu``: the full method (semdyn) on the embedded default on a 2-core CPU: the synthetic street at half resolution,
+  a few thousand steps, small deformation grids; labels lifted from the sequence's instance masks (standing in for
+  SAM + CLIP: ``--semantics.masks cache --semantics.cache-dir <run>`` for the maps of
+  ``scripts/extract_semantics.py``), moving rigid groups promoted to rigid object nodes, static structure to the
+  background, the object-wise regularizers on the rest; trains and renders in under 10 minutes.
+- ``cpu-base``: semdyn-base, the same without semantics (one deformable node: field, velocities, visibility).
+- ``cpu-static``: the base with every time dependence switched off (the static baseline, otherwise equal).
+- ``full``, ``full-base``, ``full-static``: the same at full resolution and the full 30k-step schedule (a GPU).
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from semdyn.semantics.training import SemanticsConfig
 from semdyn.train.trainer import TrainConfig
 
 
-def cpu_preset() -> TrainConfig:
+def cpu_base_preset() -> TrainConfig:
+    """semdyn-base on the CPU."""
     model = DynamicSceneConfig(
         init=GaussianInitConfig(sh_degree=1, max_points=30_000),
         deformation=HexPlaneConfig(
@@ -36,13 +37,21 @@ def cpu_preset() -> TrainConfig:
         visibility=VisibilityConfig(init_lifespan=0.1),
         losses=LossWeights(depth=0.05),
     )
-    return TrainConfig(experiment_name="semdyn-cpu", max_steps=3000, downscale=2, steps_per_save=500, model=model)
+    return TrainConfig(
+        experiment_name="semdyn-cpu-base", max_steps=3000, downscale=2, steps_per_save=500, model=model
+    )
+
+
+def cpu_preset() -> TrainConfig:
+    """The full method on the CPU (the README's main command)."""
+    return dataclasses.replace(semantic(cpu_base_preset()), experiment_name="semdyn-cpu")
 
 
 def static(config: TrainConfig) -> TrainConfig:
     """The same run with every time dependence switched off (deformation and temporal visibility): plain 3DGS."""
     model = dataclasses.replace(config.model, deformation=None, visibility=None, velocity=None)
-    return dataclasses.replace(config, model=model, experiment_name=config.experiment_name + "-static")
+    name = config.experiment_name.removesuffix("-base") + "-static"
+    return dataclasses.replace(config, model=model, experiment_name=name, semantics=None)
 
 
 def semantic(config: TrainConfig, lift_start: int = 500, lift_every: int = 1000) -> TrainConfig:
@@ -51,15 +60,24 @@ def semantic(config: TrainConfig, lift_start: int = 500, lift_every: int = 1000)
     return dataclasses.replace(config, semantics=sem, experiment_name=config.experiment_name + "-semantic")
 
 
+def full_base_preset() -> TrainConfig:
+    """semdyn-base at full resolution, 30k steps."""
+    return TrainConfig(experiment_name="semdyn-base", max_steps=30_000, downscale=1, output_dir=Path("outputs"))
+
+
 def full_preset() -> TrainConfig:
-    return TrainConfig(experiment_name="semdyn", max_steps=30_000, downscale=1, output_dir=Path("outputs"))
+    """The full method at full resolution, 30k steps."""
+    return dataclasses.replace(semantic(full_base_preset(), 1000, 3000), experiment_name="semdyn")
 
 
 PRESETS: dict[str, tuple[str, TrainConfig]] = {
-    "cpu": ("The embedded default on a CPU: half resolution, 3k steps (under 10 minutes on 2 cores).", cpu_preset()),
-    "cpu-static": ("The cpu preset with the deformation switched off (static baseline).", static(cpu_preset())),
-    "full": ("Full resolution, 30k steps (for a GPU).", full_preset()),
-    "full-static": ("The full preset with the deformation switched off (static baseline).", static(full_preset())),
-    "cpu-semantic": ("The cpu preset with semantics and the object-wise regularizers.", semantic(cpu_preset())),
-    "full-semantic": ("The full preset with semantics and the regularizers.", semantic(full_preset(), 1000, 3000)),
+    "cpu": (
+        "The full method on the embedded default on a CPU: half resolution, 3k steps, instance masks for SAM + CLIP.",
+        cpu_preset(),
+    ),
+    "cpu-base": ("semdyn-base on a CPU: the cpu preset without semantics (no objects, no background).", cpu_base_preset()),
+    "cpu-static": ("The cpu preset with every time dependence switched off (static baseline).", static(cpu_base_preset())),
+    "full": ("The full method at full resolution, 30k steps (for a GPU).", full_preset()),
+    "full-base": ("semdyn-base at full resolution, 30k steps.", full_base_preset()),
+    "full-static": ("The full-base preset with every time dependence switched off.", static(full_base_preset())),
 }

@@ -69,6 +69,10 @@ class GroupPaths:
     """[G] bool: the group travels (its members ride its path)."""
     members: Tensor
     """[N] bool: the Gaussians carried by their group's path (confident members of moving rigid groups)."""
+    first: Tensor
+    """[G] the earliest anchor (normalised time) of a group's inlier members (2 for groups with none)."""
+    last: Tensor
+    """[G] the latest anchor of a group's inlier members (-1 for groups with none)."""
 
 
 def _hat(anchors: Tensor, k: int) -> tuple[Tensor, Tensor]:
@@ -171,7 +175,7 @@ def estimate_paths(
     moving = seen & (extent > config.min_travel * size) & is_rigid & ~is_static
     members = torch.zeros_like(candidate)
     members[sel] = inlier & moving[sid]
-    return GroupPaths(knots, centre.to(means.dtype), moving, members)
+    return GroupPaths(knots, centre.to(means.dtype), moving, members, first.to(means.dtype), last.to(means.dtype))
 
 
 def path_at(paths: GroupPaths, group: Tensor, t: Tensor) -> Tensor:

@@ -15,8 +15,9 @@ from torch import Tensor
 
 from semdyn.errors import InputError
 from semdyn.export.config_io import dataclass_from_dict
+from semdyn.scene.build import build_scene, scene_init_from_data
 from semdyn.scene.dynamic import DynamicScene
-from semdyn.scene.strategy import get_labels
+from semdyn.scene.strategy import NODE_IDS, get_labels
 from semdyn.semantics.groups import SemanticGroups
 from semdyn.synth import ensure_scene
 from semdyn.train.data import SceneData, load_scene
@@ -65,6 +66,8 @@ def run_config(ckpt_path: Path, ckpt: dict) -> TrainConfig:
     model_cfg = ckpt["config"].get("model")
     if isinstance(model_cfg, dict) and "velocity" not in model_cfg:  # written before velocities existed
         model_cfg["velocity"] = None
+    if isinstance(model_cfg, dict) and "group_motion" in model_cfg:  # written before the scene graph
+        raise InputError(f"{ckpt_path}: written before semdyn's scene graph (group paths); retrain it")
     return dataclass_from_dict(TrainConfig, ckpt["config"], where=f"{ckpt_path}: config")
 
 
@@ -82,11 +85,10 @@ def load_run(path: Path, device: str = "auto", data: SceneData | None = None) ->
     if data is None:
         source = config.data if config.data is not None else ensure_scene(config.synth, show_progress=True)
         data = load_scene(source, config.downscale)
-    centres = torch.linalg.inv(data.viewmats)[:, :3, 3]
     g = torch.Generator().manual_seed(config.seed)
-    model = DynamicScene(config.model, data.points, data.point_colors, data.aabb, dev, g, centres, data.point_times)
-    model.units_per_metre = float(data.normalization.scale)
+    model = build_scene(config.model, scene_init_from_data(data), dev, g)
     model.resize_params_to({k: torch.Size(s) for k, s in ckpt["param_shapes"].items()})
+    model.resize_graph_to(ckpt.get("graph_shapes", {}))
     model.load_state_dict(ckpt["model"])
     model.eval()
     n = model.num_gaussians
@@ -99,6 +101,9 @@ def load_run(path: Path, device: str = "auto", data: SceneData | None = None) ->
         if len(v) != n:
             raise InputError(f"{ckpt_path}: {len(v)} {name} for {n} Gaussians")
     table = (ckpt.get("semantics") or {}).get("groups")
-    if table is not None:  # the static skip and the moving groups' paths, as in training
-        model.set_groups(SemanticGroups.from_state_dict(table).labels(state, dev))
+    node_ids = state.get(NODE_IDS)
+    if isinstance(node_ids, Tensor) and len(node_ids) != n:
+        raise InputError(f"{ckpt_path}: {len(node_ids)} node ids for {n} Gaussians")
+    labels = SemanticGroups.from_state_dict(table).labels(state, dev) if table is not None else None
+    model.set_groups(labels, node_ids.to(dev) if isinstance(node_ids, Tensor) else None)  # the graph as trained
     return TrainedRun(config, ckpt_path, int(ckpt["step"]), model, data, dev, groups, classes)

@@ -1,8 +1,18 @@
-"""The dynamic scene: canonical Gaussians, a deformation field and a sky, rendered at a time t.
+"""The dynamic scene: a scene graph of nodes over one set of Gaussians, and a sky, rendered at a time t.
 
 This is the core that both the plain trainer (:mod:`semdyn.train`) and the nerfstudio Model wrap. It
 knows nothing of datasets or nerfstudio: cameras are OpenCV world-to-camera matrices and intrinsics,
 time is the normalised sequence time in [0, 1].
+
+The graph (:mod:`semdyn.scene.nodes`): every Gaussian belongs to one node through its ``node_ids`` entry (kept in
+the densification strategy state and handed to the scene each step with :meth:`DynamicScene.set_groups`):
+
+- the background (static structure: no time dependence at all),
+- the deformable node (deformation field + velocities + temporal visibility; everything, before the first lift
+  and in semdyn-base),
+- one rigid object per moving rigid group (object-local Gaussians moved by a learned SE(3) trajectory),
+
+and the sky behind them. :func:`semdyn.scene.promotion.regroup` changes membership after each lift.
 """
 
 from __future__ import annotations
@@ -15,21 +25,31 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from semdyn import losses
-from semdyn.deform import HexPlaneConfig, MLPDeformConfig, apply_deformation, make_deformation
+from semdyn.deform import HexPlaneConfig, MLPDeformConfig
 from semdyn.deform.field import Deformation, DeformationField
-from semdyn.deform.group_motion import GroupMotionConfig, GroupPaths, estimate_paths, path_offsets
+from semdyn.deform.quaternion import quat_identity
 from semdyn.deform.regularizers import (
     GroupLabels,
     GroupRegularizerConfig,
     covered_mask,
-    deform_mask_from_groups,
     group_regularizer_losses,
     relative_deformation,
 )
 from semdyn.errors import InputError
 from semdyn.render import RenderConfig, render
 from semdyn.scene.gaussians import GaussianInitConfig, LearningRates, init_gaussians
-from semdyn.scene.sky import SkyConfig, SkyModel, composite_sky
+from semdyn.scene.nodes import (
+    BACKGROUND_ID,
+    DEFORMABLE_ID,
+    BackgroundNode,
+    DeformableNode,
+    GaussianNode,
+    ParamGroups,
+    RigidObjectsConfig,
+    RigidObjectsNode,
+    SkyNode,
+)
+from semdyn.scene.sky import SkyConfig, composite_sky
 from semdyn.scene.strategy import DensifyConfig
 
 
@@ -100,10 +120,10 @@ class DynamicSceneConfig:
     """Temporal visibility of the Gaussians; None: every Gaussian is visible at all times."""
     velocity: VelocityConfig | None = field(default_factory=VelocityConfig)
     """Per-Gaussian velocities added to the deformation; None: the field alone moves the Gaussians."""
-    group_motion: GroupMotionConfig | None = field(default_factory=GroupMotionConfig)
-    """Once lifting has grouped the Gaussians, the members of moving rigid groups ride their group's estimated
-    path instead of the deformation field (:mod:`semdyn.deform.group_motion`); None: the field moves them too.
-    Without semantics there are no groups and this does nothing."""
+    objects: RigidObjectsConfig | None = field(default_factory=RigidObjectsConfig)
+    """Rigid object nodes: after each lift every moving rigid group becomes an object whose Gaussians live in its
+    local frame and move with one learned SE(3) trajectory (:mod:`semdyn.scene.nodes.rigid`); None: the deformable
+    node moves them too. Without semantics there are no groups and this does nothing."""
     sky: SkyConfig | None = field(default_factory=SkyConfig)
     """The learned sky behind the Gaussians; None renders over black."""
     render: RenderConfig = field(default_factory=RenderConfig)
@@ -141,7 +161,8 @@ def _match_rows(rows: Tensor, table: Tensor) -> Tensor:
 
 
 class DynamicScene(nn.Module):
-    """Canonical Gaussians + deformation + sky. Parameters live in ``self.params`` (a ParameterDict)."""
+    """The Gaussians (``self.params``, a ParameterDict, one row per Gaussian) and the graph's nodes that draw them
+    (``background``, ``deformable``, ``objects``) over the ``sky``."""
 
     def __init__(
         self,
@@ -153,10 +174,18 @@ class DynamicScene(nn.Module):
         generator: torch.Generator | None = None,
         camera_centres: Tensor | None = None,
         point_times: Tensor | None = None,
+        up: Tensor | None = None,
+        units_per_metre: float = 1.0,
+        duration_s: float | None = None,
+        scene_scale: float = 1.0,
     ) -> None:
         """Args: points [P, 3] and colors [P, 3] (uint8) of the initial cloud or None; aabb [2, 3] (scene units);
         camera_centres [F, 3] (scene units) place the deformation box (else it is aabb); point_times [P] are the
-        points' capture times (normalised), the anchors of the temporal visibility."""
+        points' capture times (normalised), the anchors of the temporal visibility; up [3] the world's up axis
+        (scene coordinates; +z when None), about which objects turn; units_per_metre the sequence's normalisation
+        scale (the metric radii and priors of the objects); duration_s the sequence's length in seconds (None:
+        unknown); scene_scale the scale of the learning rates of positions. Build it from data with
+        :func:`semdyn.scene.build.build_scene`."""
         super().__init__()
         self.config = config
         self.params = init_gaussians(points, colors, aabb, config.init, device=device, generator=generator)
@@ -164,21 +193,75 @@ class DynamicScene(nn.Module):
             self._init_visibility(config.visibility, points, point_times, generator)
         if config.velocity is not None and config.deformation is not None:
             self.params["velocity"] = nn.Parameter(torch.zeros_like(self.params["means"]))
-        self.deform: DeformationField | None = None
-        if config.deformation is not None:
+        self.units_per_metre = float(units_per_metre)
+        """Scene units per metre (the sequence's normalisation scale)."""
+        self.up = F.normalize((torch.tensor([0.0, 0.0, 1.0]) if up is None else up.float().cpu()), dim=0).to(device)
+        self.background = BackgroundNode()
+        self.deformable: DeformableNode | None = None
+        if config.deformation is not None or config.visibility is not None:
             box = aabb if camera_centres is None else deformation_box(camera_centres, config.deform_box_margin)
-            self.deform = make_deformation(config.deformation, box.float().to(device))
-        self.sky = SkyModel(config.sky, device=device) if config.sky is not None else None
-        self.deform_mask: Tensor | None = None
-        """[N] bool: Gaussians the deformation field moves (None: all). Set from semantic labels."""
+            w = config.losses
+            weights = {"plane_tv": w.plane_tv, "time_smoothness": w.time_smoothness, "time_l1": w.time_l1}
+            self.deformable = DeformableNode(
+                config.deformation, box.float().to(device), config.deform_lr, weights, w.velocity
+            )
+        self.objects: RigidObjectsNode | None = None
+        if config.objects is not None and config.deformation is not None:
+            self.objects = RigidObjectsNode(config.objects, scene_scale, self.units_per_metre, duration_s, device)
+        self.sky = SkyNode(config.sky, device=device) if config.sky is not None else None
+        self.node_ids: Tensor | None = None
+        """[N] int64 node of each Gaussian (None: all in :attr:`default_node_id`); set with :meth:`set_groups`."""
         self.groups: GroupLabels | None = None
         """The Gaussians' object groups for the regularizers (None: none yet); set with :meth:`set_groups`."""
-        self.units_per_metre = 1.0
-        """Scene units per metre (the sequence's normalisation scale): the metric radii of the group paths."""
-        self.paths: GroupPaths | None = None
-        """The moving groups' paths and their riding members (None: none); re-estimated by :meth:`set_groups`."""
         self._added_lrs: dict[str, float] = {}
 
+    # ------------------------------------------------------------------ the graph
+    @property
+    def deform(self) -> DeformationField | None:
+        """The deformable node's deformation field (None: a static model)."""
+        return None if self.deformable is None else self.deformable.field
+
+    @property
+    def default_node_id(self) -> int:
+        """The node of Gaussians no lift has placed: the deformable node where there is one, else the background."""
+        return DEFORMABLE_ID if self.deformable is not None else BACKGROUND_ID
+
+    def gaussian_nodes(self) -> list[GaussianNode]:
+        """The nodes that own Gaussians, in ``node_ids`` order."""
+        nodes: list[GaussianNode] = [self.background]
+        nodes += [n for n in (self.deformable, self.objects) if n is not None]
+        return nodes
+
+    def node_ids_now(self) -> Tensor:
+        """[N] int64 node of each current Gaussian (the default node when none were set for this N)."""
+        ids = self.node_ids
+        means = self.params["means"]
+        if ids is None or ids.shape[0] != means.shape[0]:
+            return torch.full((means.shape[0],), self.default_node_id, dtype=torch.int64, device=means.device)
+        return ids.to(means.device)
+
+    def set_groups(self, labels: GroupLabels | None, node_ids: Tensor | None = None) -> None:
+        """Hand the scene the current Gaussians' groups (for the object-wise regularizers) and nodes (``node_ids``
+        [N], from the strategy state; None keeps the ones set last, which are ignored once N changes). Cheap: the
+        trainers call this every step, since densification changes N. Membership itself changes only in
+        :func:`semdyn.scene.promotion.regroup`, after a lift."""
+        self.groups = labels
+        if node_ids is not None:
+            self.node_ids = node_ids
+
+    def param_groups(self) -> ParamGroups:
+        """Every non-Gaussian parameter by optimiser group, each with its learning rate, from the nodes that own
+        them (deformation field, object trajectories, sky)."""
+        groups: ParamGroups = {}
+        for node in [*self.gaussian_nodes(), *([self.sky] if self.sky is not None else [])]:
+            groups.update(node.param_groups())
+        return groups
+
+    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Non-Gaussian parameters by optimiser (the Gaussians have one optimiser per attribute)."""
+        return {name: params for name, (params, _) in self.param_groups().items()}
+
+    # ------------------------------------------------------------------ per-Gaussian state
     def _init_visibility(
         self,
         cfg: VisibilityConfig,
@@ -215,7 +298,8 @@ class DynamicScene(nn.Module):
         self._added_lrs[name] = lr
 
     def visibility_at(self, t: float) -> Tensor | None:
-        """[N] temporal visibility factor in (0, 1] at normalised time t; None without temporal visibility."""
+        """[N] the per-Gaussian temporal visibility in (0, 1] at normalised time t (the deformable node's; object
+        and background rows do not use it); None without temporal visibility."""
         if "anchor_time" not in self.params:
             return None
         z = (t - self.params["anchor_time"]) / torch.exp(self.params["log_lifespan"])
@@ -227,34 +311,29 @@ class DynamicScene(nn.Module):
             return self.params["anchor_time"]
         return self.params["means"].new_full((self.num_gaussians,), 0.5)
 
-    def deformation_at(self, t: float, mask: Tensor | None) -> Deformation:
-        """The deformation of every Gaussian at normalised time t: the field's deltas plus ``velocity * (t -
-        anchor)`` on the position, both only where ``mask`` [N] bool (None: all); members of moving groups
-        (:attr:`paths`) skip both and ride their group's path instead. Needs a field."""
-        assert self.deform is not None
-        paths = self.paths if self.paths is not None and len(self.paths.members) == self.num_gaussians else None
-        if paths is not None:
-            mask = ~paths.members if mask is None else mask & ~paths.members
-        d = self.deform(self.params["means"], t, mask=mask)
-        dx = d.dx
-        if "velocity" in self.params:
-            shift = self.params["velocity"] * (t - self.anchor_times())[:, None]
-            dx = dx + (shift if mask is None else shift * mask[:, None].to(shift.dtype))
-        if paths is not None and self.groups is not None:
-            dx = dx + path_offsets(paths, self.groups.ids, self.anchor_times(), t).to(dx.dtype)
-        return Deformation(dx, d.dr, d.ds)
-
     def anchor_frame(self, times: Tensor) -> Tensor:
         """[N] int64 index into ``times`` [T] (normalised) of the time nearest each Gaussian's visibility anchor, where
         it is most visible (the time nearest 0.5 without temporal visibility). On the model's device."""
         anchor = self.anchor_times().detach()
         return (anchor[:, None] - times.to(anchor)[None]).abs().argmin(dim=1)
 
+    @torch.no_grad()
+    def at_reference(self, times: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Where every Gaussian is when it is most visible: ``(t [N], means [N, 3], quats [N, 4])`` at the frame time
+        of ``times`` [T] (normalised) nearest its anchor, in the world (no gradient)."""
+        means = self.params["means"]
+        times = torch.unique(times.to(means.device).float())
+        nearest = self.anchor_frame(times)
+        out_m, out_q = means.detach().clone(), self.params["quats"].detach().clone()
+        for j in torch.unique(nearest).tolist():
+            sel = nearest == j
+            g = self.gaussians_at(float(times[j]), normalize=False)
+            out_m[sel], out_q[sel] = g["means"][sel], g["quats"][sel]
+        return times[nearest], out_m, out_q
+
     def opacities_at(self, t: float) -> Tensor:
-        """[N] opacities at normalised time t (temporal visibility applied when configured)."""
-        opacity = torch.sigmoid(self.params["opacities"])
-        vis = self.visibility_at(t)
-        return opacity if vis is None else opacity * vis
+        """[N] opacities at normalised time t (each node's visibility applied)."""
+        return self.gaussians_at(t)["opacities"]
 
     @property
     def num_gaussians(self) -> int:
@@ -263,27 +342,45 @@ class DynamicScene(nn.Module):
     def sh_degree_at(self, step: int) -> int:
         return min(step // max(self.config.sh_degree_interval, 1), self.config.init.sh_degree)
 
-    def gaussians_at(self, t: float) -> dict[str, Tensor]:
-        """The rasteriser's inputs at normalised time t: means [N, 3], quats [N, 4], scales [N, 3] (not log),
-        opacities [N], colors [N, K, 3]; plus the raw deformation deltas when a field is present."""
+    # ------------------------------------------------------------------ rendering
+    def gaussians_at(self, t: float, normalize: bool = True) -> dict[str, Tensor]:
+        """The rasteriser's inputs at normalised time t, composed from every node's rows: means [N, 3], quats [N, 4]
+        (unit unless ``normalize`` is False), scales [N, 3] (not log), opacities [N], colors [N, K, 3]; plus, with a
+        deformation field, the motion deltas dx [N, 3], dr [N, 4], ds [N, 3] (identity where a node has none)."""
         p = self.params
+        ids = self.node_ids_now()
         means, quats, log_scales = p["means"], p["quats"], p["scales"]
-        out: dict[str, Tensor] = {}
-        if self.deform is not None:
-            box = self.deform.aabb
-            mask = ((means >= box[0]) & (means <= box[1])).all(dim=-1)
-            if self.deform_mask is not None and len(self.deform_mask) == len(means):
-                mask = mask & self.deform_mask
-            d = self.deformation_at(t, mask)
-            means, quats, log_scales = apply_deformation(means, quats, log_scales, d)
-            out.update(dx=d.dx, dr=d.dr, ds=d.ds)
-        out.update(
+        opacity = torch.sigmoid(p["opacities"])
+        has_motion = self.deform is not None
+        n = means.shape[0]
+        dx = means.new_zeros(n, 3) if has_motion else None
+        dr = quat_identity(n, device=means.device, dtype=means.dtype) if has_motion else None
+        ds = means.new_zeros(n, 3) if has_motion else None
+        for node in self.gaussian_nodes():
+            rows = node.rows(ids)
+            if rows.numel() == 0 or isinstance(node, BackgroundNode):  # the background draws its rows as they are
+                continue
+            g = node.gaussians_at(p, rows, ids[rows], t)
+            means = means.index_copy(0, rows, g.means)
+            quats = quats.index_copy(0, rows, g.quats)
+            log_scales = log_scales.index_copy(0, rows, g.log_scales)
+            if g.visibility is not None:
+                opacity = opacity.index_copy(0, rows, opacity[rows] * g.visibility)
+            if has_motion:
+                assert dx is not None and dr is not None and ds is not None
+                dx = dx if g.dx is None else dx.index_copy(0, rows, g.dx.to(dx.dtype))
+                dr = dr if g.dr is None else dr.index_copy(0, rows, g.dr.to(dr.dtype))
+                ds = ds if g.ds is None else ds.index_copy(0, rows, g.ds.to(ds.dtype))
+        out: dict[str, Tensor] = dict(
             means=means,
-            quats=F.normalize(quats, dim=-1),
+            quats=F.normalize(quats, dim=-1) if normalize else quats,
             scales=torch.exp(log_scales),
-            opacities=self.opacities_at(t),
+            opacities=opacity,
             colors=torch.cat([p["sh0"], p["shN"]], dim=1),
         )
+        if has_motion:
+            assert dx is not None and dr is not None and ds is not None
+            out.update(dx=dx, dr=dr, ds=ds)
         return out
 
     def forward(
@@ -339,10 +436,13 @@ class DynamicScene(nn.Module):
             result.update(topk_ids=out.topk_ids, topk_weights=out.topk_weights)
         return result
 
+    # ------------------------------------------------------------------ losses
     def loss_dict(
         self, outputs: dict[str, Any], gt_rgb: Tensor, sparse_depth: Tensor | None = None, step: int | None = None
     ) -> dict[str, Tensor]:
-        """Weighted, named loss terms. gt_rgb: [C, H, W, 3] in [0, 1]; sparse_depth: [C, H, W] or None; step: the
+        """Weighted, named loss terms: the photometric and depth terms, every node's own terms (the field's
+        regularizers and the velocity prior of the deformable node, the trajectory priors of the objects) and the
+        object-wise regularizers. gt_rgb: [C, H, W, 3] in [0, 1]; sparse_depth: [C, H, W] or None; step: the
         training step (None: no object-wise regularizers)."""
         w = self.config.losses
         pred = outputs["rgb"]
@@ -356,53 +456,37 @@ class DynamicScene(nn.Module):
             terms["opacity"] = w.opacity * losses.opacity_loss(g["opacities"])
         if w.scale_ratio > 0:
             terms["scale_ratio"] = w.scale_ratio * losses.scale_ratio_loss(g["scales"])
-        if w.velocity > 0 and "velocity" in self.params:
-            terms["velocity"] = w.velocity * self.params["velocity"].abs().sum(-1).mean()
-        if self.deform is not None:
-            for name, value in self.deform.regularization().items():
-                weight = getattr(w, name, 0.0)
-                if weight > 0:
-                    terms[name] = weight * value
+        ids = self.node_ids_now()
+        for node in self.gaussian_nodes():
+            terms.update(node.regularization(self.params, node.rows(ids), step or 0))
         if step is not None:
             terms.update(self.group_losses(outputs, step))
         return terms
 
-    def set_groups(self, labels: GroupLabels | None) -> None:
-        """Use these object groups for the regularizers and, with ``config.groups.skip_static_deformation``, let
-        confident static Gaussians skip the deformation field; with ``config.group_motion``, estimate the moving
-        groups' paths from the current Gaussians (cheap: the trainers call this every step). Labels for another N
-        are ignored until set again."""
-        cfg = self.config.groups
-        self.groups = labels
-        skip = labels is not None and cfg.skip_static_deformation
-        self.deform_mask = deform_mask_from_groups(labels, cfg.static_skip_min_conf) if skip else None
-        self.paths = None
-        motion = self.config.group_motion
-        if (
-            motion is not None
-            and self.deform is not None
-            and labels is not None
-            and len(labels.ids) == len(self.params["means"])
-        ):
-            weight = torch.sigmoid(self.params["opacities"].detach())
-            means, anchors = self.params["means"].detach(), self.anchor_times().detach()
-            self.paths = estimate_paths(means, anchors, weight, labels, motion, self.units_per_metre)
-
     def group_losses(self, outputs: dict[str, Any], step: int) -> dict[str, Tensor]:
-        """The weighted object-wise regularizers (see :mod:`semdyn.deform.regularizers`) at the rendered time t1
-        and ``num_times - 1`` times t2 within ``pair_window`` of it (torch's global generator). The rigid terms
-        score the t1 -> t2 motion of each group, fitted on the Gaussians visible at both times; scale and static
-        terms score the deformation at every time. Empty before the first lift or without a field."""
+        """The weighted object-wise regularizers (see :mod:`semdyn.deform.regularizers`) over the deformable node's
+        labelled rows, at the rendered time t1 and ``num_times - 1`` times t2 within ``pair_window`` of it (torch's
+        global generator). The rigid terms score the t1 -> t2 motion of each group, fitted on the Gaussians visible
+        at both times; scale and static terms score the deformation at every time. Empty before the first lift or
+        without a field (rigid objects are rigid by construction and need none)."""
         cfg, labels, means = self.config.groups, self.groups, self.params["means"]
-        if self.deform is None or labels is None or len(labels.ids) != len(means) or not cfg.active_terms(step):
+        node = self.deformable
+        if node is None or node.field is None or labels is None or len(labels.ids) != len(means):
+            return {}
+        if not cfg.active_terms(step):
             return {}
         g, t1 = outputs["gaussians"], float(outputs["time"])
         first = Deformation(g["dx"], g["dr"], g["ds"])
-        box = self.deform.aabb
-        mask = covered_mask(labels, cfg) & ((means >= box[0]) & (means <= box[1])).all(dim=-1)
+        mask = covered_mask(labels, cfg) & node.in_box(means) & (self.node_ids_now() == DEFORMABLE_ID)
         offsets = (2 * torch.rand(max(cfg.num_times - 1, 0)) - 1) * cfg.pair_window
         others = [min(max(t1 + float(o), 0.0), 1.0) for o in offsets]
-        seconds = [self.deformation_at(t2, mask) for t2 in others]
+        every = torch.arange(len(means), device=means.device)
+        seconds = [node.deformation(self.params, every, t2, mask) for t2 in others]
+        first = Deformation(
+            torch.where(mask[:, None], first.dx, torch.zeros_like(first.dx)),
+            torch.where(mask[:, None], first.dr, quat_identity(len(means), device=means.device, dtype=means.dtype)),
+            torch.where(mask[:, None], first.ds, torch.zeros_like(first.ds)),
+        )
         terms = group_regularizer_losses(cfg, step, means, [first, *seconds], labels, ("reg_scale", "reg_static"))
         vis1 = self.visibility_at(t1)
         for t2, second in zip(others, seconds):
@@ -416,14 +500,15 @@ class DynamicScene(nn.Module):
                 terms[name] = terms.get(name, 0.0) + value / len(others)
         return terms
 
-    def optimizer_groups(self) -> dict[str, list[nn.Parameter]]:
-        """Non-Gaussian parameters by optimiser (the Gaussians have one optimiser per attribute)."""
-        groups: dict[str, list[nn.Parameter]] = {}
-        if self.deform is not None:
-            groups.update(self.deform.param_groups())
-        if self.sky is not None:
-            groups["sky"] = list(self.sky.parameters())
-        return groups
+    # ------------------------------------------------------------------ checkpoints
+    def graph_shapes(self) -> dict[str, int]:
+        """What :meth:`resize_graph_to` needs to rebuild the graph before loading a state dict."""
+        return {"objects": self.objects.num_objects if self.objects is not None else 0}
+
+    def resize_graph_to(self, shapes: dict[str, int]) -> None:
+        """Recreate the graph's variable-size state (the number of objects) before loading a checkpoint's state."""
+        if self.objects is not None:
+            self.objects.resize(int(shapes.get("objects", 0)))
 
     def resize_params_to(self, shapes: dict[str, torch.Size]) -> None:
         """Recreate the Gaussian parameters with the given shapes (before loading a checkpoint's state)."""

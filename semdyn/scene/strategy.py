@@ -53,7 +53,13 @@ GROUP_IDS = "group_ids"
 """State key of the per-Gaussian object/group ids, int64 [N] (-1 = unlabelled)."""
 GROUP_CONF = "group_conf"
 """State key of the per-Gaussian label confidences, float32 [N]."""
-LABEL_KEYS = (GROUP_IDS, GROUP_CONF)
+NODE_IDS = "node_ids"
+"""State key of each Gaussian's scene-graph node, int64 [N] (:mod:`semdyn.scene.nodes.base`): densification inside a
+node stays in that node, because gsplat carries the key like the labels."""
+CLASS_IDS = "class_ids"
+"""State key of each Gaussian's class, int64 [N] index into the sequence's ``semantic_classes`` (-1 none)."""
+LABEL_KEYS = (GROUP_IDS, GROUP_CONF, NODE_IDS, CLASS_IDS)
+"""Every per-Gaussian key semdyn keeps in a strategy state (each follows its Gaussian through densification)."""
 
 _TRACER = "_semdyn_source_index"
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -29,7 +30,9 @@ from torch import Tensor
 
 from semdyn.deform.regularizers import GroupLabels
 from semdyn.errors import DataFormatError, InputError
-from semdyn.scene.strategy import set_labels
+from semdyn.scene.nodes.base import BACKGROUND_ID, OBJECT_ID0
+from semdyn.scene.promotion import regroup
+from semdyn.scene.strategy import CLASS_IDS, NODE_IDS, set_labels
 from semdyn.semantics.dictionary import DEFAULT_DICTIONARY, load_dictionary
 from semdyn.semantics.feature_field import (
     LATENT_KEY,
@@ -90,9 +93,6 @@ class SemanticsConfig:
     """The semantic feature field (needs masks=cache); None: off."""
 
 
-CLASS_IDS = "class_ids"
-"""Strategy-state key of each Gaussian's class: int64 [N] index into the sequence's ``semantic_classes`` (-1 none),
-carried through densification like the group ids; the viewer's class view and the PLY export read it."""
 
 
 def class_ids_of(group_ids: Tensor, group_classes: list[str], vocabulary: tuple[str, ...] | list[str]) -> Tensor:
@@ -246,8 +246,18 @@ class SemanticLifter:
         return step >= c.lift_start and (step - c.lift_start) % max(c.lift_every, 1) == 0
 
     @torch.no_grad()
-    def lift(self, model: Any, state: dict[str, Any], device: torch.device, show_progress: bool = False) -> None:
-        """One pass over the training views; writes ``group_ids``/``group_conf`` into ``state``."""
+    def lift(
+        self,
+        model: Any,
+        state: dict[str, Any],
+        device: torch.device,
+        show_progress: bool = False,
+        optimizers: Mapping[str, torch.optim.Optimizer] | None = None,
+    ) -> None:
+        """One pass over the training views; writes ``group_ids``/``group_conf`` into ``state``, then rebuilds the
+        scene graph from them (:func:`semdyn.scene.promotion.regroup`: rigid objects, background, deformable) and
+        writes the Gaussians' ``node_ids`` into ``state``. ``optimizers`` (by group name) have the Adam state of
+        what changed reset."""
         d = self.data
 
         def render_topk(v: int) -> tuple[Tensor, Tensor]:
@@ -274,6 +284,11 @@ class SemanticLifter:
         log.info(
             "semantics: lifted %d of %d Gaussians into %d groups", labelled, len(group_ids), self.groups.num_groups
         )
+        state[NODE_IDS] = regroup(model, self.groups.labels(state), d.times, optimizers)
+        objects = model.objects.num_objects if model.objects is not None else 0
+        members = int((state[NODE_IDS] >= OBJECT_ID0).sum())
+        log.info("scene graph: %d rigid objects (%d Gaussians), %d in the background", objects, members,
+                 int((state[NODE_IDS] == BACKGROUND_ID).sum()))  # fmt: skip
 
     def _lift_instances(
         self, model: Any, render_topk: RenderTopK, views: list[int], show_progress: bool

@@ -21,9 +21,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from semdyn.deform.regularizers import GroupLabels
 from semdyn.errors import InputError, SemdynError
-from semdyn.scene.dynamic import DynamicScene, DynamicSceneConfig
+from semdyn.scene.build import build_scene, scene_init_from_data
+from semdyn.scene.dynamic import DynamicSceneConfig
 from semdyn.scene.gaussians import PARAM_KEYS, make_optimizers, means_lr_scheduler
-from semdyn.scene.strategy import densify_pre_backward, densify_step, make_strategy
+from semdyn.scene.strategy import NODE_IDS, densify_pre_backward, densify_step, make_strategy
 from semdyn.semantics.training import SemanticLifter, SemanticsConfig
 from semdyn.synth import SynthConfig, ensure_scene
 from semdyn.train.data import SceneData, load_scene
@@ -120,11 +121,7 @@ class Trainer:
             raise InputError(f"{data.sequence.transforms_path}: no training frames")
         torch.manual_seed(config.seed)
         g = torch.Generator().manual_seed(config.seed)
-        centres = torch.linalg.inv(data.viewmats)[:, :3, 3]
-        self.model = DynamicScene(
-            config.model, data.points, data.point_colors, data.aabb, self.device, g, centres, data.point_times
-        )
-        self.model.units_per_metre = float(data.normalization.scale)
+        self.model = build_scene(config.model, scene_init_from_data(data), self.device, g)
         self.scene_scale = data.scene_scale
         self.step = 0
         self.last_checkpoint: Path | None = None
@@ -138,11 +135,9 @@ class Trainer:
         cfg = self.config.model
         self.optimizers = make_optimizers(self.model.params, cfg.lrs, self.scene_scale, self.model.extra_lrs())
         self.scheduler = means_lr_scheduler(self.optimizers["means"], cfg.lrs, max(self.config.max_steps, 1))
-        self.extra_optimizers = {}
-        for name, params in self.model.optimizer_groups().items():
-            lr = {"deform_grid": cfg.deform_lr, "deform_mlp": cfg.deform_lr / 10}.get(name)
-            lr = lr if lr is not None else cfg.sky.lr  # type: ignore[union-attr]
-            self.extra_optimizers[name] = torch.optim.Adam(params, lr=lr, eps=1e-15)
+        self.extra_optimizers = {
+            name: torch.optim.Adam(params, lr=lr, eps=1e-15) for name, (params, lr) in self.model.param_groups().items()
+        }
         self.strategy, self.strategy_state = make_strategy(cfg.densify, scene_scale=self.scene_scale)
 
     # ------------------------------------------------------------------ one step
@@ -163,7 +158,7 @@ class Trainer:
         idx = int(self.data.train_idx[image_order(self.config.seed, step, len(self.data.train_idx))])
         b = self.frame_batch(idx)
         if self.semantics is not None:  # densification changes N: hand the scene the labels of the current Gaussians
-            self.model.set_groups(self.group_labels())
+            self.sync_groups()
         out = self.model(b["viewmats"], b["Ks"], self.data.width, self.data.height, b["t"], step=step)
         terms = self.model.loss_dict(out, b["image"], b["depth"], step=step)
         if self.semantics is not None:
@@ -226,7 +221,8 @@ class Trainer:
             while self.step < cfg.max_steps:
                 record = self.train_step()
                 if self.semantics is not None and self.semantics.due(self.step):
-                    self.semantics.lift(self.model, self.strategy_state, self.device)
+                    optimizers = self.optimizers | self.extra_optimizers
+                    self.semantics.lift(self.model, self.strategy_state, self.device, optimizers=optimizers)
                 self.history.append(record | {"step": self.step})
                 info = f"loss {record['loss']:.4f}  {record['gaussians']:,} Gaussians"
                 progress.update(task, info=info)
@@ -237,10 +233,14 @@ class Trainer:
                 if self.step % cfg.steps_per_save == 0 or self.step == cfg.max_steps:
                     self.save()
         if self.semantics is not None:  # the last steps may have densified: evaluation sees the current labels
-            self.model.set_groups(self.group_labels())
+            self.sync_groups()
         self.train_seconds = time.perf_counter() - t0
         log.info("trained %d steps in %.1f s", cfg.max_steps, self.train_seconds)
         return self.last_checkpoint  # type: ignore[return-value]
+
+    def sync_groups(self) -> None:
+        """Hand the scene the current Gaussians' labels and nodes from the strategy state."""
+        self.model.set_groups(self.group_labels(), self.strategy_state.get(NODE_IDS))
 
     def group_labels(self) -> GroupLabels | None:
         """What the object-wise regularizers read: ``group_ids [N]``, ``group_conf [N]`` (strategy state),
@@ -253,6 +253,7 @@ class Trainer:
             "step": self.step,
             "model": self.model.state_dict(),
             "param_shapes": {k: tuple(v.shape) for k, v in self.model.params.items()},
+            "graph_shapes": self.model.graph_shapes(),
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "extra_optimizers": {k: o.state_dict() for k, o in self.extra_optimizers.items()},
             "scheduler": self.scheduler.state_dict(),
@@ -281,6 +282,7 @@ class Trainer:
         except Exception as err:
             raise InputError(f"{ckpt_path}: not a readable semdyn checkpoint ({type(err).__name__})") from err
         self.model.resize_params_to({k: torch.Size(s) for k, s in ckpt["param_shapes"].items()})
+        self.model.resize_graph_to(ckpt.get("graph_shapes", {}))
         self.model.load_state_dict(ckpt["model"])
         self._build_optimizers()
         for k, opt in self.optimizers.items():
@@ -293,7 +295,7 @@ class Trainer:
         if self.semantics is not None and ckpt.get("semantics") is not None:
             self.semantics.load_state_dict(ckpt["semantics"])
         if self.semantics is not None:
-            self.model.set_groups(self.group_labels())
+            self.sync_groups()
         self.step = int(ckpt["step"])
         self.last_checkpoint = ckpt_path
         log.info("resumed from %s at step %d", ckpt_path, self.step)

@@ -1,0 +1,220 @@
+"""Rigid object nodes: each moving rigid group is one object whose Gaussians are stored in object-local coordinates
+and moved by one SE(3) trajectory; a car is rigid because of how it is represented, not because a loss nudges it.
+
+Object o owns the Gaussians whose ``node_ids`` is ``OBJECT_ID0 + o``. Their ``means``/``quats`` parameters are in
+the object's frame; at time t they are drawn at ``R_o(t) x + c_o(t)`` with rotation ``q_o(t) * q`` (scales
+unchanged), where ``c_o`` and ``R_o = exp(r_o)`` are cubic B-splines (:mod:`semdyn.scene.trajectory`) learned by
+the photometric loss with acceleration and angular-acceleration priors. The object is visible, as one thing, over
+the whole interval it was seen (``interval``), fading out over ``fade`` seconds beyond it; its Gaussians have no
+lifespans of their own. Densification acts on the local parameters, so clones and splits stay in the object.
+
+All objects are batched (one parameter tensor each for translations and rotations, ``[O, K, 3]``), so that one
+optimiser serves however many objects a lift makes; :func:`semdyn.scene.promotion.regroup` creates, keeps,
+merges and dissolves objects after each lift.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from semdyn.deform.group_motion import GroupMotionConfig
+from semdyn.deform.quaternion import quat_multiply, quat_to_rotmat
+from semdyn.errors import InputError
+from semdyn.scene.nodes.base import OBJECT_ID0, GaussianNode, NodeGaussians, ParamGroups
+from semdyn.scene.trajectory import bspline_eval, second_difference
+
+
+@dataclass(frozen=True)
+class RigidObjectsConfig:
+    """Rigid object nodes: how moving rigid groups become objects, and how their trajectories are learned."""
+
+    knot_spacing: float = 0.5
+    """Seconds between trajectory control points (K = ceil(duration / spacing) + 3, at least 4)."""
+    default_knots: int = 12
+    """Control points when the sequence's duration is unknown."""
+    translation_lr: float = 2e-4
+    """Adam rate of the translation control points, times the scene scale (scene units per step)."""
+    rotation_lr: float = 1e-3
+    """Adam rate of the rotation-vector control points (radians per step)."""
+    acceleration_weight: float = 1.0
+    """Weight of the mean squared second difference of the translation control points (metres^2)."""
+    angular_acceleration_weight: float = 1.0
+    """Weight of the mean squared second difference of the rotation control points (radians^2)."""
+    fade: float = 0.3
+    """Seconds over which an object fades out beyond the interval it was seen (a Gaussian falloff)."""
+    min_speed: float = 0.5
+    """Metres per second: where the initial path is slower, the heading is carried over from where it moves."""
+    inherit_overlap: float = 0.5
+    """After a re-lift, a moving group keeps an existing object's learned trajectory when at least this share of
+    its members belonged to that object (else its trajectory starts again from the path estimate)."""
+    paths: GroupMotionConfig = field(default_factory=GroupMotionConfig)
+    """The robust path estimate that finds the moving groups, their members and the first trajectory."""
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("knot_spacing", self.knot_spacing > 0),
+            ("default_knots", self.default_knots >= 4),
+            ("translation_lr", self.translation_lr >= 0 and math.isfinite(self.translation_lr)),
+            ("rotation_lr", self.rotation_lr >= 0 and math.isfinite(self.rotation_lr)),
+            ("acceleration_weight", self.acceleration_weight >= 0),
+            ("angular_acceleration_weight", self.angular_acceleration_weight >= 0),
+            ("fade", self.fade > 0),
+            ("min_speed", self.min_speed >= 0),
+            ("inherit_overlap", 0 < self.inherit_overlap <= 1),
+        ]
+        for name, ok in checks:
+            if not ok:
+                raise InputError(f"--model.objects.{name.replace('_', '-')} is out of range: {getattr(self, name)!r}")
+
+    def num_knots(self, duration_s: float | None) -> int:
+        """K for a sequence of ``duration_s`` seconds (None: unknown)."""
+        if duration_s is None or not duration_s > 0:
+            return self.default_knots
+        return max(4, math.ceil(duration_s / self.knot_spacing) + 3)
+
+
+def rotvec_to_quat(rotvec: Tensor) -> Tensor:
+    """[..., 4] unit quaternions (w, x, y, z) of rotation vectors [..., 3] (radians), smooth through zero."""
+    theta2 = (rotvec * rotvec).sum(-1, keepdim=True)
+    theta = theta2.clamp_min(1e-12).sqrt()
+    small = theta2 < 1e-8
+    w = torch.where(small, 1 - theta2 / 8, torch.cos(theta / 2))
+    k = torch.where(small, 0.5 - theta2 / 48, torch.sin(theta / 2) / theta)
+    return torch.cat([w, k * rotvec], dim=-1)
+
+
+def quat_conjugate(q: Tensor) -> Tensor:
+    return torch.cat([q[..., :1], -q[..., 1:]], dim=-1)
+
+
+class RigidObjectsNode(GaussianNode):
+    """O rigid objects (O may be 0), one ``node_ids`` value each from :data:`OBJECT_ID0`."""
+
+    kind: ClassVar[str] = "rigid"
+    first_id = OBJECT_ID0
+
+    def __init__(
+        self,
+        config: RigidObjectsConfig,
+        scene_scale: float,
+        units_per_metre: float,
+        duration_s: float | None,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.scene_scale = scene_scale
+        self.units_per_metre = units_per_metre
+        self.duration_s = duration_s
+        k = config.num_knots(duration_s)
+        self.translation = nn.Parameter(torch.zeros(0, k, 3, device=device))
+        """[O, K, 3] translation control points (scene units, world frame)."""
+        self.rotation = nn.Parameter(torch.zeros(0, k, 3, device=device))
+        """[O, K, 3] rotation-vector control points (radians)."""
+        self.register_buffer("interval", torch.zeros(0, 2, device=device))
+        """[O, 2] normalised times between which the object was seen."""
+        self.register_buffer("frame", torch.zeros(0, 3, 3, device=device))
+        """[O, 3, 3] object axes (x forward, y left, z up) in the local coordinates: export's object-to-world is
+        ``[R(t) @ frame | c(t)]``."""
+        self.register_buffer("group", torch.zeros(0, dtype=torch.int64, device=device))
+        """[O] the lifted group each object was made from (index into the group table)."""
+
+    @property
+    def num_objects(self) -> int:
+        return int(self.translation.shape[0])
+
+    @property
+    def num_ids(self) -> int:
+        return max(self.num_objects, 0)
+
+    @property
+    def num_knots(self) -> int:
+        return int(self.translation.shape[1])
+
+    def resize(self, num_objects: int) -> None:
+        """Zero-filled state for ``num_objects`` objects, in place (the parameters stay the same objects, so the
+        optimisers built on them keep working; their Adam state must be reset by the caller)."""
+        k, dev = self.num_knots, self.translation.device
+        self.translation.data = torch.zeros(num_objects, k, 3, device=dev)
+        self.rotation.data = torch.zeros(num_objects, k, 3, device=dev)
+        self.interval = torch.zeros(num_objects, 2, device=dev)
+        self.frame = torch.eye(3, device=dev).repeat(num_objects, 1, 1)
+        self.group = torch.zeros(num_objects, dtype=torch.int64, device=dev)
+
+    def poses(self, objects: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        """``(quat [M, 4], centre [M, 3])`` of ``objects`` [M] at normalised times ``t`` [M]: the rotation and
+        translation that carry object-local coordinates to the world (scene units). Differentiable."""
+        centre = bspline_eval(self.translation, objects, t)
+        quat = rotvec_to_quat(bspline_eval(self.rotation, objects, t))
+        return quat, centre
+
+    def to_world(self, local_means: Tensor, local_quats: Tensor, objects: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        """World centres [M, 3] and rotations [M, 4] of local ones at times ``t`` [M] (objects [M])."""
+        quat, centre = self.poses(objects, t)
+        rot = quat_to_rotmat(quat)
+        return (rot @ local_means[..., None]).squeeze(-1) + centre, quat_multiply(quat, local_quats)
+
+    def to_local(self, world_means: Tensor, world_quats: Tensor, objects: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        """The inverse of :meth:`to_world`."""
+        quat, centre = self.poses(objects, t)
+        rot = quat_to_rotmat(quat)
+        local = (rot.transpose(1, 2) @ (world_means - centre)[..., None]).squeeze(-1)
+        return local, quat_multiply(quat_conjugate(quat), world_quats)
+
+    def visibility(self, objects: Tensor, t: float) -> Tensor:
+        """[M] 1 inside each object's seen interval, a Gaussian falloff of ``fade`` seconds beyond it."""
+        lo, hi = self.interval[objects, 0], self.interval[objects, 1]
+        gap = (lo - t).clamp_min(0) + (t - hi).clamp_min(0)
+        sigma = self.config.fade / self.duration_s if self.duration_s else 0.1
+        return torch.exp(-0.5 * (gap / sigma) ** 2)
+
+    def gaussians_at(self, params: nn.ParameterDict, rows: Tensor, node_ids: Tensor, t: float) -> NodeGaussians:
+        objects = node_ids - OBJECT_ID0
+        local_means, local_quats = params["means"][rows], params["quats"][rows]
+        times = torch.full_like(local_means[:, 0], float(t))
+        means, quats = self.to_world(local_means, local_quats, objects, times)
+        out = NodeGaussians(means, quats, params["scales"][rows], self.visibility(objects, t))
+        if not self.training and "anchor_time" in params:  # the motion since the row's anchor (viewer, metrics)
+            anchor = params["anchor_time"][rows].detach()
+            then, _ = self.to_world(local_means, local_quats, objects, anchor)
+            quat_t, quat_a = self.poses(objects, times)[0], self.poses(objects, anchor)[0]
+            out.dx, out.dr = means - then, quat_multiply(quat_t, quat_conjugate(quat_a))
+        return out
+
+    def regularization(self, params: nn.ParameterDict, rows: Tensor, step: int) -> dict[str, Tensor]:
+        if self.num_objects == 0 or self.num_knots < 3:
+            return {}
+        c = self.config
+        terms: dict[str, Tensor] = {}
+        if c.acceleration_weight > 0:
+            accel = second_difference(self.translation) / self.units_per_metre
+            terms["object_acceleration"] = c.acceleration_weight * accel.square().sum(-1).mean()
+        if c.angular_acceleration_weight > 0:
+            ang = second_difference(self.rotation)
+            terms["object_angular_acceleration"] = c.angular_acceleration_weight * ang.square().sum(-1).mean()
+        return terms
+
+    def param_groups(self) -> ParamGroups:
+        c = self.config
+        return {
+            "object_translation": ([self.translation], c.translation_lr * self.scene_scale),
+            "object_rotation": ([self.rotation], c.rotation_lr),
+        }
+
+    @torch.no_grad()
+    def object_to_world(self, times: Tensor) -> Tensor:
+        """[O, T, 4, 4] object-to-world transforms (object axes x forward, y left, z up; scene units) at normalised
+        ``times`` [T]."""
+        o, n = self.num_objects, times.shape[0]
+        objects = torch.arange(o, device=times.device).repeat_interleave(n)
+        quat, centre = self.poses(objects, times.to(self.translation).repeat(o))
+        out = torch.zeros(o * n, 4, 4, dtype=centre.dtype, device=centre.device)
+        out[:, :3, :3] = quat_to_rotmat(quat) @ self.frame[objects]
+        out[:, :3, 3] = centre
+        out[:, 3, 3] = 1.0
+        return out.view(o, n, 4, 4)

@@ -1,0 +1,44 @@
+"""The SE(3) splines of the rigid objects: basis, fitting, rotations."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from semdyn.deform.quaternion import quat_to_rotmat
+from semdyn.scene.nodes.rigid import rotvec_to_quat
+from semdyn.scene.trajectory import bspline_eval, bspline_matrix, fit_bspline, so3_angle, so3_exp
+
+
+def test_basis_is_a_partition_of_unity_and_reproduces_lines() -> None:
+    t = torch.linspace(0, 1, 101, dtype=torch.float64)
+    basis = bspline_matrix(t, 7)
+    assert torch.allclose(basis.sum(1), torch.ones(101, dtype=torch.float64))
+    ctrl = torch.linspace(-1, 2, 7, dtype=torch.float64)[None, :, None] * torch.tensor([1.0, -2.0, 0.5]).double()
+    line = bspline_eval(ctrl, torch.zeros(101, dtype=torch.long), t)
+    # evenly spaced collinear control points give a straight line traversed at constant speed
+    second = line[2:] - 2 * line[1:-1] + line[:-2]
+    assert float(second.abs().max()) < 1e-9
+
+
+def test_fit_recovers_a_smooth_curve() -> None:
+    t = torch.linspace(0, 1, 200, dtype=torch.float64)
+    truth = torch.stack([torch.sin(2 * t), t**2, 0.3 * t], dim=-1)[None]
+    ctrl = fit_bspline(t, truth, torch.ones(1, 200, dtype=torch.float64), 12, ridge=1e-8)
+    got = bspline_eval(ctrl, torch.zeros(200, dtype=torch.long), t)
+    assert float((got - truth[0]).abs().max()) < 1e-3
+
+
+def test_so3_exp_matches_the_quaternion_and_the_angle() -> None:
+    g = torch.Generator().manual_seed(0)
+    r = torch.randn(50, 3, generator=g, dtype=torch.float64)
+    r = r / r.norm(dim=-1, keepdim=True) * torch.rand(50, 1, generator=g, dtype=torch.float64) * 3.0
+    rot = so3_exp(r)
+    assert torch.allclose(rot, quat_to_rotmat(rotvec_to_quat(r)), atol=1e-10)
+    assert torch.allclose(rot @ rot.transpose(1, 2), torch.eye(3, dtype=torch.float64).expand(50, 3, 3), atol=1e-10)
+    assert torch.allclose(so3_angle(rot), r.norm(dim=-1), atol=1e-6)
+    small = torch.zeros(1, 3, dtype=torch.float64, requires_grad=True)
+    so3_exp(small).sum().backward()  # finite gradient at the identity
+    assert torch.isfinite(small.grad).all()
+    assert abs(float(so3_angle(so3_exp(torch.tensor([[0.0, 0.0, math.pi / 2]]))))) - math.pi / 2 < 1e-6
