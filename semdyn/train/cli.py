@@ -73,7 +73,7 @@ def entrypoint(args: list[str] | None = None) -> None:
     try:
         metrics = run(config)
     except SemdynError as err:
-        console.print(f"[bold red]error:[/bold red] {err}")
+        console.print(f"[bold red]error:[/bold red] {err}", soft_wrap=True)  # one line, however long
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/yellow]: resume with --load-dir " + str(config.run_dir))

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 MAX_SEED = 2**31 - 1
 """Seeds are multiplied by about 1e6 per epoch (``image_order``): keep them where torch's generator accepts them."""
+MAX_LR = 1e7
+"""Largest learning rate accepted (gsplat's MCMC noise uses 5e5; beyond float32's range Adam's step overflows)."""
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
@@ -44,8 +46,8 @@ def check_numbers(obj: Any, path: tuple[str, ...] = ()) -> None:
     elif isinstance(obj, float) and not isinstance(obj, bool):
         if not math.isfinite(obj):
             raise InputError(f"{flag(*path)} {obj}: give a finite number")
-        if _is_lr(path) and obj <= 0:
-            raise InputError(f"{flag(*path)} {obj}: a learning rate must be positive")
+        if _is_lr(path) and not 0 < obj <= MAX_LR:
+            raise InputError(f"{flag(*path)} {obj}: a learning rate must be in (0, {MAX_LR:g}]")
 
 
 def _at_least(value: Any, low: int, name: str, meaning: str) -> None:

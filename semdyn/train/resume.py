@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from semdyn.errors import InputError
@@ -30,8 +31,15 @@ REQUIRED_KEYS = {"step", "model", "param_shapes", "config"}
 
 
 def sequence_fingerprint(data: SceneData) -> str:
-    """A short hash of the sequence's ``transforms.json`` (frames, poses, times, split): the same sequence anywhere."""
-    return hashlib.sha256(Path(data.sequence.transforms_path).read_bytes()).hexdigest()[:16]
+    """A short hash of what the sequence is: every frame's file, camera, time and pose (to 1e-6 m), and the split.
+    The same sequence anywhere on disk, however its JSON is formatted."""
+    h = hashlib.sha256()
+    seq = data.sequence
+    for f in seq.frames:
+        h.update(f"{f.file_path}|{f.camera}|{f.time!r}|".encode())
+        h.update(np.round(np.asarray(f.camera_to_world, dtype=np.float64), 6).tobytes())
+    h.update(f"{list(seq.split.train)}|{list(seq.split.test)}".encode())
+    return h.hexdigest()[:16]
 
 
 def _torch_load(path: Path, device: torch.device) -> dict:
