@@ -39,6 +39,16 @@ class FuzzConfig:
     """Hypothesis seed (the same seed draws the same command lines)."""
 
 
+def _fuzzer(count: int, strategy: st.SearchStrategy[list[str]], data: Path, parse_only: bool, seed_: int):
+    @seed(seed_)
+    @settings(max_examples=count, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(options=strategy)
+    def fuzz(options: list[str]) -> None:
+        check_command_line(options, data, parse_only=parse_only)
+
+    return fuzz
+
+
 def main(config: FuzzConfig) -> None:
     with tempfile.TemporaryDirectory() as cache:
         data = config.data or ensure_scene(TINY, Path(cache))
@@ -46,17 +56,9 @@ def main(config: FuzzConfig) -> None:
             (config.parse, option_lists(), True),
             (config.runs, option_lists(st.integers(1, 3), rare=True), False),
         ):
-            if count <= 0:
-                continue
-
-            @settings(max_examples=count, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-            @given(options=strategy)
-            def fuzz(options: list[str], parse_only: bool = parse_only) -> None:
-                check_command_line(options, data, parse_only=parse_only)
-
-            fuzz = seed(config.seed)(fuzz)
-            print(f"{'parse + validate' if parse_only else 'whole runs'}: {count} examples", flush=True)
-            fuzz()
+            if count > 0:
+                print(f"{'parse + validate' if parse_only else 'whole runs'}: {count} examples", flush=True)
+                _fuzzer(count, strategy, data, parse_only, config.seed)()
     print("ok: every command line ended in exit 0 or one error line")
 
 
