@@ -13,6 +13,7 @@ format, with times: it renders again with ``camera-path``).
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -26,10 +27,10 @@ import tyro
 from rich.console import Console
 from rich.progress import track
 
-from semdyn.errors import SemdynError
+from semdyn.errors import InputError, SemdynError
 from semdyn.export import TrainedRun, load_run
 from semdyn.paths import CameraPath, write_camera_path_json
-from semdyn.paths.build import Kind, PathOptions, build_path
+from semdyn.paths.build import Kind, PathOptions, build_path, check_path_options
 from semdyn.train.evaluate import colorize_depth
 from semdyn.viewer.extras import render_extras, render_view, visible_mask
 
@@ -89,6 +90,11 @@ def _even(frame: np.ndarray) -> np.ndarray:
 
 def main(config: RenderConfig) -> dict[str, Path]:
     """Render every frame of the trajectory; returns the written videos and camera_path.json by name."""
+    if not config.checkpoint.exists():
+        raise InputError(f"--checkpoint {config.checkpoint}: no such checkpoint file or run folder")
+    if not (math.isfinite(config.fps) and config.fps > 0):
+        raise InputError(f"--fps {config.fps}: give a positive frame rate")
+    check_path_options(config.path)
     run = load_run(config.checkpoint, config.device)
     path = build_path(config.trajectory, run.data, config.path)
     out_dir = config.output_dir or run.checkpoint.parent.parent / "renders" / config.trajectory
@@ -101,15 +107,20 @@ def main(config: RenderConfig) -> dict[str, Path]:
         if config.video:
             tmp = out_dir / f".{name}.tmp{os.getpid()}.mp4"
             writers[name] = (imageio.get_writer(tmp, fps=config.fps, macro_block_size=1), tmp)
-    for i in track(range(len(path)), description=f"rendering {config.trajectory}"):
-        for name, image in render_frame(run, path, i, keep, config.outputs).items():
-            imageio.imwrite(out_dir / name / f"{i:05d}.png", image)
-            if name in writers:
-                writers[name][0].append_data(_even(image))
-    for name, (writer, tmp) in writers.items():
-        writer.close()
-        os.replace(tmp, out_dir / f"{name}.mp4")
-        written[name] = out_dir / f"{name}.mp4"
+    try:
+        for i in track(range(len(path)), description=f"rendering {config.trajectory}"):
+            for name, image in render_frame(run, path, i, keep, config.outputs).items():
+                imageio.imwrite(out_dir / name / f"{i:05d}.png", image)
+                if name in writers:
+                    writers[name][0].append_data(_even(image))
+        for name, (writer, tmp) in writers.items():
+            writer.close()
+            os.replace(tmp, out_dir / f"{name}.mp4")
+            written[name] = out_dir / f"{name}.mp4"
+    finally:  # an error or Ctrl-C mid-render leaves no temporary video behind
+        for writer, tmp in writers.values():
+            writer.close()
+            tmp.unlink(missing_ok=True)
     return written
 
 

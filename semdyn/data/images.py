@@ -53,6 +53,45 @@ def image_size(path: Path) -> tuple[int, int]:
     return int(width), int(height)
 
 
+def decode_image(path: Path) -> Image.Image:
+    """Decode an image file completely (a truncated or corrupt file fails here, not later in a tensor op).
+
+    Raises:
+        DataFormatError: the file is missing, not an image, or cut short (names the file).
+    """
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.copy()
+    except FileNotFoundError as error:
+        raise DataFormatError(path, "the file does not exist") from error
+    except Exception as error:  # PIL raises OSError, SyntaxError, ValueError, zlib.error ...
+        raise DataFormatError(path, f"is not a readable image ({type(error).__name__}: {error})") from error
+
+
+def check_image_complete(path: Path) -> None:
+    """Check, without decoding pixels, that an image file is whole: a PNG's chunks and CRCs up to IEND, a JPEG's
+    end-of-image marker. Costs one read of the file (the sequence check of thousands of frames stays fast).
+
+    Raises:
+        DataFormatError: the file is cut short or corrupt (names the file).
+    """
+    try:
+        with Image.open(path) as image:
+            kind = image.format
+            if kind == "PNG":
+                image.verify()
+    except Exception as error:
+        raise DataFormatError(path, f"is not a readable image ({type(error).__name__}: {error})") from error
+    if kind == "JPEG":
+        with open(path, "rb") as file:
+            file.seek(0, os.SEEK_END)
+            file.seek(max(0, file.tell() - 64))
+            tail = file.read()
+        if b"\xff\xd9" not in tail:
+            raise DataFormatError(path, "is not a readable image (the JPEG is cut short: no end-of-image marker)")
+
+
 def npy_shape(path: Path) -> tuple[int, ...]:
     """Shape of a ``.npy`` array, read from its header only.
 

@@ -54,6 +54,7 @@ from nerfstudio.data.dataparsers.base_dataparser import DataParser, DataParserCo
 from nerfstudio.data.scene_box import SceneBox
 from nerfstudio.plugins.registry_dataparser import DataParserSpecification
 
+from semdyn.data.images import check_image_complete
 from semdyn.data.sequence import (
     PointCloud,
     SceneNormalization,
@@ -109,9 +110,13 @@ class SemdynDataParser(DataParser):
     def sequence(self) -> Sequence:
         """The parsed sequence (parsed and validated on first access)."""
         if self._sequence is None:
-            self._sequence = read_sequence(
+            sequence = read_sequence(
                 self.config.data, eval_interval=self.config.eval_interval, check_files=self.config.check_files
             )
+            if self.config.check_files:  # nerfstudio decodes later, deep in its datamanager, naming no file
+                for frame in sequence.frames:
+                    check_image_complete(frame.image_path)
+            self._sequence = sequence
         return self._sequence
 
     @property

@@ -33,6 +33,9 @@ DISTORTION_KEYS = ("k1", "k2", "k3", "k4", "p1", "p2")
 
 MAX_ABS_COORDINATE = 1e9
 """Largest accepted absolute value of a pose entry, in metres (beyond it float32 maths breaks)."""
+ROTATION_TOLERANCE = 1e-3
+"""Largest |R^T R - I| entry of a pose's rotation block (float32 round-trips and hand-edited files pass; scaled or
+sheared rotations do not)."""
 
 TimeSource = Literal["file", "none"]
 SplitSource = Literal["split.json", "transforms.json", "interval", "all"]
@@ -557,6 +560,20 @@ def _matrix4(path: Path, value: Any, name: str) -> np.ndarray:
     return matrix
 
 
+def _check_rigid(path: Path, pose: np.ndarray, name: str) -> None:
+    """A camera-to-world pose: rotation orthonormal within :data:`ROTATION_TOLERANCE`, det +1, last row 0 0 0 1."""
+    rotation = pose[:3, :3]
+    error = float(np.max(np.abs(rotation.T @ rotation - np.eye(3))))
+    if not error <= ROTATION_TOLERANCE:
+        raise DataFormatError(
+            path, f"{name}: the rotation part is not orthonormal (|R^T R - I| = {error:.3g} > {ROTATION_TOLERANCE:g})"
+        )
+    if np.linalg.det(rotation) <= 0:
+        raise DataFormatError(path, f"{name}: the rotation part has determinant {np.linalg.det(rotation):.3g}, not +1")
+    if not np.allclose(pose[3], [0.0, 0.0, 0.0, 1.0], atol=ROTATION_TOLERANCE):
+        raise DataFormatError(path, f"{name}: the last row must be 0 0 0 1, got {pose[3].tolist()}")
+
+
 def _relative_posix(file_path: str) -> str:
     """Normalise a ``file_path`` for comparison: POSIX separators, no leading ``./``."""
     return str(PurePosixPath(file_path.replace("\\", "/")))
@@ -611,6 +628,7 @@ class _Reader:
         if "transform_matrix" not in raw:
             raise DataFormatError(self.path, f"{where}.transform_matrix is missing")
         pose = _matrix4(self.path, raw["transform_matrix"], f"{where}.transform_matrix")
+        _check_rigid(self.path, pose, f"{where}.transform_matrix")
         time = _number(self.path, raw["time"], f"{where}.time") if "time" in raw else 0.0
         camera = _string(self.path, raw["camera"], f"{where}.camera") if "camera" in raw else "default"
         candidate = self.root / file_path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -42,8 +43,21 @@ def _nearest_frame(data: SceneData, frames: np.ndarray, t: float) -> int:
     return int(frames[np.argmin(np.abs(data.times[frames].numpy() - t))])
 
 
+def check_path_options(opts: PathOptions) -> None:
+    """Refuse, naming the flag, options no trajectory can use: a frame count below 1, a non-finite number."""
+    if isinstance(opts.num_frames, bool) or not isinstance(opts.num_frames, int) or not 1 <= opts.num_frames <= 100_000:
+        raise InputError(f"--num-frames {opts.num_frames!r}: give a number of frames in 1..100000")
+    for name in ("offset", "time", "orbit_degrees", "orbit_distance"):
+        value = getattr(opts, name)
+        if not math.isfinite(value):
+            raise InputError(f"--{name.replace('_', '-')} {value}: give a finite number")
+    if opts.orbit_distance <= 0:
+        raise InputError(f"--orbit-distance {opts.orbit_distance}: give a positive distance in metres")
+
+
 def build_path(kind: Kind, data: SceneData, opts: PathOptions) -> CameraPath:
     """The cameras and times of trajectory ``kind`` in the run's scene units (metres scaled by the normalisation)."""
+    check_path_options(opts)
     if kind == "dataset":
         return dataset_path(data, data.test_idx.numpy())
     if kind == "camera-path":

@@ -22,6 +22,8 @@ from semdyn.data.sequence import load_json
 from semdyn.errors import DataFormatError, InputError
 
 OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
+MAX_SIDE = 16384
+"""Largest image side rendered, pixels."""
 """Flips y and z: nerfstudio/OpenGL camera axes <-> OpenCV camera axes (right-multiplied on camera-to-world)."""
 
 
@@ -49,6 +51,13 @@ class CameraPath:
             )
         if m == 0:
             raise InputError("CameraPath: the path has no cameras")
+        for name, value in (("viewmats", self.viewmats), ("Ks", self.Ks), ("times", self.times)):
+            if not bool(torch.isfinite(value).all()):
+                raise InputError(f"CameraPath: {name} has NaN or infinite entries")
+        if not (1 <= int(self.width) <= MAX_SIDE and 1 <= int(self.height) <= MAX_SIDE):
+            raise InputError(f"CameraPath: image size {self.width}x{self.height} is not in 1..{MAX_SIDE} pixels")
+        if not bool((self.Ks[:, 0, 0] > 0).all() and (self.Ks[:, 1, 1] > 0).all()):
+            raise InputError("CameraPath: every focal length (Ks[:, 0, 0], Ks[:, 1, 1]) must be positive")
 
     def __len__(self) -> int:
         return len(self.viewmats)
@@ -113,8 +122,23 @@ def read_camera_path_json(path: Path, default_time: float = 0.0) -> CameraPath:
         raise DataFormatError(path, f"camera_type {data['camera_type']!r}: only perspective paths are rendered")
     if len(cameras) == 0:
         raise DataFormatError(path, "camera_path is empty")
+    if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
+        raise DataFormatError(path, f"render_width x render_height {width}x{height} is not in 1..{MAX_SIDE} pixels")
+    for i in range(len(cameras)):
+        if not np.isfinite(c2w[i]).all():
+            raise DataFormatError(path, f"camera_path[{i}].camera_to_world has NaN or infinite entries")
+        rotation = c2w[i, :3, :3]
+        if np.abs(rotation.T @ rotation - np.eye(3)).max() > 1e-3 or np.linalg.det(rotation) <= 0:
+            raise DataFormatError(path, f"camera_path[{i}].camera_to_world: the rotation part is not a rotation")
+        if not 0 < fovs[i] < 180:
+            raise DataFormatError(
+                path, f"camera_path[{i}].fov {fovs[i]}: give a vertical field of view in (0, 180) degrees"
+            )
     if all("render_time" in c for c in cameras):
         times = np.array([float(c["render_time"]) for c in cameras])
+        if not np.isfinite(times).all():
+            bad = int(np.flatnonzero(~np.isfinite(times))[0])
+            raise DataFormatError(path, f"camera_path[{bad}].render_time {times[bad]} is not a number")
     else:
         fallback = data.get("default_time")
         times = np.full(len(cameras), float(default_time if fallback is None else fallback))

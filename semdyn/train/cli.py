@@ -21,15 +21,25 @@ from rich.logging import RichHandler
 from semdyn.errors import SemdynError
 from semdyn.presets import PRESETS
 from semdyn.train.evaluate import evaluate, render_video
+from semdyn.train.options import validate_train_config
+from semdyn.train.run_dir import claim_run_dir
 from semdyn.train.trainer import TrainConfig, Trainer
 
 
 def run(config: TrainConfig) -> dict:
-    """Train (or resume), evaluate the held-out views and render the video; returns the metrics."""
+    """Train (or resume), evaluate the held-out views and render the video; returns the metrics. The run folder
+    is held (locked, checked against mixing with another run) from the start to metrics.json."""
+    validate_train_config(config)
+    with claim_run_dir(config.run_dir, config.load_dir, config.overwrite):
+        return _run(config)
+
+
+def _run(config: TrainConfig) -> dict:
     t0 = time.perf_counter()
     trainer = Trainer(config)
     if config.load_dir is not None:
         trainer.load(config.load_dir)
+    start = trainer.step
     trainer.train()
     t1 = time.perf_counter()
     out = config.run_dir / "renders"
@@ -41,7 +51,7 @@ def run(config: TrainConfig) -> dict:
         train_seconds=round(t1 - t0, 1),
         total_seconds=round(time.perf_counter() - t0, 1),
         steps=trainer.step,
-        iterations_per_second=round(config.max_steps / max(t1 - t0, 1e-9), 2),
+        iterations_per_second=round((trainer.step - start) / max(t1 - t0, 1e-9), 2),
         checkpoint=str(trainer.last_checkpoint),
         video=str(video),
         device=str(trainer.device),
@@ -50,14 +60,20 @@ def run(config: TrainConfig) -> dict:
     return metrics
 
 
-def entrypoint() -> None:
+def parse(args: list[str] | None = None) -> TrainConfig:
+    """The config of a command line (``sys.argv[1:]`` when None); tyro exits 2 on a malformed one."""
+    return tyro.extras.overridable_config_cli(PRESETS, args=args)
+
+
+def entrypoint(args: list[str] | None = None) -> None:
+    """Console entry point: exit 0 with the metrics, or one error line and exit 2 (130 when interrupted)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(show_path=False)])
     console = Console()
-    config = tyro.extras.overridable_config_cli(PRESETS)
+    config = parse(args)
     try:
         metrics = run(config)
     except SemdynError as err:
-        console.print(f"[bold red]error:[/bold red] {err}")
+        console.print(f"[bold red]error:[/bold red] {err}", soft_wrap=True)  # one line, however long
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/yellow]: resume with --load-dir " + str(config.run_dir))

@@ -15,15 +15,17 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from rich.progress import track
 from torch import Tensor
 
 from semdyn.data import Sequence, compute_normalization, read_points, read_sequence
+from semdyn.data.images import decode_image
 from semdyn.data.sequence import SceneNormalization
 from semdyn.errors import DataFormatError, InputError
 
 OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
+MIN_SIDE = 8
+"""Fewest pixels a side of a downscaled image (SSIM and the video need a few)."""
 
 
 @dataclass
@@ -77,8 +79,7 @@ class SceneData:
 
 
 def _load_image(path: Path, factor: int) -> np.ndarray:
-    with Image.open(path) as im:
-        arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    arr = np.asarray(decode_image(path).convert("RGB"), dtype=np.float32) / 255.0
     if factor > 1:
         t = torch.from_numpy(arr).permute(2, 0, 1)[None]
         arr = F.avg_pool2d(t, factor).squeeze(0).permute(1, 2, 0).numpy()
@@ -86,8 +87,7 @@ def _load_image(path: Path, factor: int) -> np.ndarray:
 
 
 def _load_mask(path: Path, factor: int) -> np.ndarray:
-    with Image.open(path) as im:
-        arr = np.asarray(im).astype(np.int32)
+    arr = np.asarray(decode_image(path)).astype(np.int32)
     return arr[factor // 2 :: factor, factor // 2 :: factor] if factor > 1 else arr
 
 
@@ -137,6 +137,12 @@ def load_scene(path: Path | str, downscale: int = 1, depth_window: float | None 
             seq.transforms_path,
             "the core trainer needs undistorted images (k1..p2 = 0); "
             "train with ns-train, whose datamanager undistorts, or undistort when converting",
+        )
+    if min(intr.width, intr.height) // downscale < MIN_SIDE:
+        raise InputError(
+            f"--downscale {downscale} leaves {intr.width}x{intr.height} images at "
+            f"{intr.width // downscale}x{intr.height // downscale} pixels; the core trainer needs at least "
+            f"{MIN_SIDE} pixels a side"
         )
     norm = compute_normalization(seq.camera_to_worlds)
     c2w = norm.poses_to_normalized(seq.camera_to_worlds) @ OPENGL_TO_OPENCV

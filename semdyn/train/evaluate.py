@@ -102,20 +102,32 @@ def evaluate(
 
 @torch.no_grad()
 def render_video(model: DynamicScene, data: SceneData, device: torch.device, path: Path, fps: int = 10) -> Path:
-    """An MP4 of every timestamp, all cameras side by side (render over ground truth), at the data's frame rate."""
+    """An MP4 of every timestamp, all cameras side by side (render over ground truth), at the data's frame rate.
+
+    One column per camera, so every frame has one size: a camera with no image at a time (a dropped frame) leaves
+    its column black, and of two images at one (camera, time) the first in the sequence's order is shown. The video
+    is written to a temporary file and renamed; a failure removes the temporary file.
+    """
+    cams = [int(c) for c in data.sequence.camera_indices]
+    columns = sorted(set(cams))
     times = torch.unique(data.times)
     frames = []
-    cams = data.sequence.camera_indices
     for t in track(times.tolist(), description="rendering video"):
-        idx = [i for i in range(len(data.times)) if float(data.times[i]) == t]
-        idx.sort(key=lambda i: cams[i])
-        pred = [_to_u8(render_frame(model, data, i, device)["rgb"][0]) for i in idx]
-        gt = [_to_u8(data.images[i]) for i in idx]
+        tiles: dict[int, int] = {}
+        for i in range(len(data.times)):
+            if float(data.times[i]) == t:
+                tiles.setdefault(cams[i], i)
+        blank = np.zeros((data.height, data.width, 3), np.uint8)
+        pred = [_to_u8(render_frame(model, data, tiles[c], device)["rgb"][0]) if c in tiles else blank for c in columns]
+        gt = [_to_u8(data.images[tiles[c]]) if c in tiles else blank for c in columns]
         frame = np.concatenate([np.concatenate(pred, 1), np.concatenate(gt, 1)], 0)
         h, w = frame.shape[:2]
         frames.append(np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0))))  # even sizes for H.264
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    imageio.mimwrite(tmp, frames, fps=fps, macro_block_size=1)
-    tmp.replace(path)
+    try:
+        imageio.mimwrite(tmp, frames, fps=fps, macro_block_size=1)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path

@@ -28,6 +28,9 @@ from semdyn.scene.strategy import NODE_IDS, densify_pre_backward, densify_step, 
 from semdyn.semantics.training import SemanticLifter, SemanticsConfig
 from semdyn.synth import SynthConfig, ensure_scene
 from semdyn.train.data import SceneData, load_scene
+from semdyn.train.options import validate_train_config
+from semdyn.train.resume import FINGERPRINT_KEY, check_resume_fits, read_train_checkpoint, sequence_fingerprint
+from semdyn.train.run_dir import checkpoint_step, claim_run_dir, run_checkpoints
 
 log = logging.getLogger("semdyn")
 
@@ -65,6 +68,9 @@ class TrainConfig:
     """Log a line with the losses every this many steps (the progress bar updates every step)."""
     load_dir: Path | None = None
     """Resume: a run folder (its newest checkpoint) or a checkpoint file."""
+    overwrite: bool = False
+    """Start again in a run folder that already holds a run (its checkpoints, renders and metrics are removed);
+    without it (or --load-dir) such a folder is refused."""
     model: DynamicSceneConfig = field(default_factory=DynamicSceneConfig)
     """The model."""
     semantics: SemanticsConfig | None = None
@@ -97,13 +103,16 @@ def _atomic_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def latest_checkpoint(path: Path) -> Path:
-    """The checkpoint file itself, or the newest ``step-*.pt`` under ``path/checkpoints``."""
+def latest_checkpoint(path: Path, option: str = "--load-dir") -> Path:
+    """The checkpoint file itself, or the newest ``step-*.pt`` under ``path/checkpoints`` (``option`` names the
+    argument in the error)."""
     if path.is_file():
         return path
-    ckpts = sorted((path / "checkpoints").glob("step-*.pt"))
+    if not path.exists():
+        raise InputError(f"{option} {path}: no such checkpoint file or run folder")
+    ckpts = run_checkpoints(path)
     if not ckpts:
-        raise InputError(f"--load-dir {path}: no checkpoint (checkpoints/step-*.pt) found there")
+        raise InputError(f"{option} {path}: no checkpoint (checkpoints/step-*.pt) found there")
     return ckpts[-1]
 
 
@@ -111,6 +120,7 @@ class Trainer:
     """Builds the data, model, optimisers and strategy from a :class:`TrainConfig` and trains."""
 
     def __init__(self, config: TrainConfig, data: SceneData | None = None) -> None:
+        validate_train_config(config)
         self.config = config
         self.device = resolve_device(config.device)
         if data is None:
@@ -203,9 +213,13 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def train(self) -> Path:
-        """Train to ``max_steps`` (from the resumed step, if any); returns the final checkpoint."""
+        """Train to ``max_steps`` (from the resumed step, if any); returns the final checkpoint. Holds the run
+        folder meanwhile (:func:`~semdyn.train.run_dir.claim_run_dir`: a lock, no mixing with another run)."""
+        with claim_run_dir(self.config.run_dir, self.config.load_dir, self.config.overwrite):
+            return self._train()
+
+    def _train(self) -> Path:
         cfg = self.config
-        cfg.run_dir.mkdir(parents=True, exist_ok=True)
         (cfg.run_dir / "config.json").write_text(json.dumps(_jsonable(dataclasses.asdict(cfg)), indent=2))
         t0, start = time.perf_counter(), self.step
         columns = (
@@ -235,7 +249,7 @@ class Trainer:
         if self.semantics is not None:  # the last steps may have densified: evaluation sees the current labels
             self.sync_groups()
         self.train_seconds = time.perf_counter() - t0
-        log.info("trained %d steps in %.1f s", cfg.max_steps, self.train_seconds)
+        log.info("trained %d steps in %.1f s (to step %d)", self.step - start, self.train_seconds, self.step)
         return self.last_checkpoint  # type: ignore[return-value]
 
     def sync_groups(self) -> None:
@@ -261,6 +275,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "semantics": self.semantics.state_dict() if self.semantics is not None else None,
             "config": _jsonable(dataclasses.asdict(self.config)),
+            FINGERPRINT_KEY: sequence_fingerprint(self.data),
         }
 
     def save(self) -> Path:
@@ -270,17 +285,17 @@ class Trainer:
         path = folder / f"step-{self.step:07d}.pt"
         _atomic_save(self.state_dict(), path)
         self.last_checkpoint = path
-        for old in sorted(folder.glob("step-*.pt"))[: -self.config.keep_checkpoints]:
-            old.unlink(missing_ok=True)
+        # Only this run's line (steps up to now) is pruned, and never the file just written.
+        ours = [p for p in run_checkpoints(self.config.run_dir) if (checkpoint_step(p) or 0) <= self.step]
+        for old in ours[: -self.config.keep_checkpoints]:
+            if old != path:
+                old.unlink(missing_ok=True)
         return path
 
     def load(self, path: Path) -> None:
         """Restore a checkpoint written by :meth:`save` (the Gaussian count may differ from the initial one)."""
-        ckpt_path = latest_checkpoint(path)
-        try:
-            ckpt = torch.load(ckpt_path, map_location=self.device, weights_only=False)
-        except Exception as err:
-            raise InputError(f"{ckpt_path}: not a readable semdyn checkpoint ({type(err).__name__})") from err
+        ckpt_path, ckpt = read_train_checkpoint(path, self.device)
+        check_resume_fits(ckpt_path, ckpt, self.config, self.data)
         self.model.resize_params_to({k: torch.Size(s) for k, s in ckpt["param_shapes"].items()})
         self.model.resize_graph_to(ckpt.get("graph_shapes", {}))
         self.model.load_state_dict(ckpt["model"])

@@ -315,3 +315,26 @@ def test_random_json_raises_only_data_format_errors(fuzz_root: tuple[Path, dict[
         _parse_everything(root)
     except DataFormatError:
         pass
+
+
+@pytest.mark.parametrize(
+    ("rotation", "message"),
+    [
+        ([[1.0, 0, 0], [0, 1, 0], [0, 0, 1]], None),
+        ([[1e-12, 0, 0], [0, 1e-12, 0], [0, 0, 1e-12]], "not orthonormal"),  # was accepted
+        ([[0.0, 0, 0], [0, 0, 0], [0, 0, 0]], "not orthonormal"),  # was a LinAlgError mid-training in ns-train
+        ([[1.0, 0, 0], [0, 1, 0], [0, 0, -1]], "determinant -1"),  # a mirror
+    ],
+)
+def test_transform_matrix_must_be_a_rotation(tmp_path: Path, rotation, message: str | None) -> None:
+    root = tmp_path
+    meta = write_sequence(root)
+    pose = meta["frames"][1]["transform_matrix"]
+    for i in range(3):
+        pose[i][:3] = rotation[i]
+    (root / "transforms.json").write_text(json.dumps(meta))
+    if message is None:
+        read_sequence(root)
+        return
+    with pytest.raises(DataFormatError, match=rf"frames\[1\].transform_matrix: the rotation part .*{message}"):
+        read_sequence(root)
