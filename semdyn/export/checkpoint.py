@@ -47,6 +47,8 @@ class TrainedRun:
     """[N] int64 object/group id of each Gaussian (-1 = unlabelled; all -1 when the run has no labels)."""
     class_ids: Tensor
     """[N] int64 semantic class id of each Gaussian (-1 = none)."""
+    groups_table: SemanticGroups | None = None
+    """The lifted group table (class, static, rigid per group), or None for a run without semantics."""
 
 
 def read_checkpoint(path: Path, device: torch.device) -> tuple[Path, dict]:
@@ -104,6 +106,7 @@ def load_run(path: Path, device: str = "auto", data: SceneData | None = None) ->
     node_ids = state.get(NODE_IDS)
     if isinstance(node_ids, Tensor) and len(node_ids) != n:
         raise InputError(f"{ckpt_path}: {len(node_ids)} node ids for {n} Gaussians")
-    labels = SemanticGroups.from_state_dict(table).labels(state, dev) if table is not None else None
+    groups_table = SemanticGroups.from_state_dict(table) if table is not None else None
+    labels = groups_table.labels(state, dev) if groups_table is not None else None
     model.set_groups(labels, node_ids.to(dev) if isinstance(node_ids, Tensor) else None)  # the graph as trained
-    return TrainedRun(config, ckpt_path, int(ckpt["step"]), model, data, dev, groups, classes)
+    return TrainedRun(config, ckpt_path, int(ckpt["step"]), model, data, dev, groups, classes, groups_table)

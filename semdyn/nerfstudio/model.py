@@ -36,14 +36,24 @@ from torch import Tensor, nn
 
 from semdyn.errors import InputError
 from semdyn.eval import image as image_metrics
+from semdyn.scene.build import build_scene, scene_init_from_metadata
 from semdyn.scene.dynamic import DynamicScene, DynamicSceneConfig
-from semdyn.scene.strategy import densify_pre_backward, densify_step, get_labels, make_strategy, set_labels
+from semdyn.scene.nodes import OBJECT_ID0
+from semdyn.scene.strategy import (
+    NODE_IDS,
+    densify_pre_backward,
+    densify_step,
+    get_labels,
+    make_strategy,
+    set_labels,
+)
 from semdyn.semantics.feature_field import LATENT_KEY, FeatureDecoder, cached_clip_dim, feature_loss, render_latent
 from semdyn.semantics.groups import SemanticGroups
 from semdyn.semantics.query import relevancy_image
 from semdyn.semantics.training import SemanticLifter, SemanticsConfig
 from semdyn.train.data import load_scene
-from semdyn.viewer.controls import ViewerControls
+from semdyn.viewer.colors import id_colors
+from semdyn.viewer.controls import ObjectPath, ViewerControls
 from semdyn.viewer.extras import EXTRA_OUTPUTS, render_extras, render_view, visible_mask
 from semdyn.viewer.query import TextQuery, TextQueryConfig
 
@@ -110,15 +120,6 @@ class SemdynModelConfig(ModelConfig):
     semantics cache's meta.json)."""
 
 
-def camera_centres(metadata: Mapping[str, Any]) -> Tensor | None:
-    """[F, 3] centres of every camera of the sequence in normalised units (from the dataparser's metadata), as the
-    core trainer computes them, so that both build the same deformation box; None when unknown."""
-    sequence, norm = metadata.get("sequence"), metadata.get("scene_normalization")
-    if sequence is None or norm is None:
-        return None
-    return torch.from_numpy(norm.poses_to_normalized(sequence.camera_to_worlds)[:, :3, 3]).float()
-
-
 class SemdynModel(Model):
     """nerfstudio Model delegating rendering, losses and densification to :class:`DynamicScene`."""
 
@@ -130,26 +131,23 @@ class SemdynModel(Model):
         on the CPU: nerfstudio moves the model (parameters and buffers) with ``.to(device)`` afterwards."""
         super().populate_modules()
         metadata = self.kwargs.get("metadata") or {}
-        points, colors = metadata.get("points3D_xyz"), metadata.get("points3D_rgb")
         generator = torch.Generator().manual_seed(self.config.seed)
-        aabb = self.scene_aabb(points)
-        self.scene = DynamicScene(self.config.scene, points, colors, aabb, "cpu", generator,
-                                  camera_centres(metadata), metadata.get("points3D_time"))  # fmt: skip
-        norm = metadata.get("scene_normalization")
-        self.scene.units_per_metre = float(norm.scale) if norm is not None else 1.0
+        aabb = self.scene_aabb(metadata.get("points3D_xyz"))
+        self.scene = build_scene(self.config.scene, scene_init_from_metadata(metadata, aabb), "cpu", generator)
         # Normalised world (the dataparser scales the cameras to about [-1, 1]): scene scale 1, as splatfacto.
         self.strategy, self.strategy_state = make_strategy(self.config.scene.densify, scene_scale=1.0)
         self.step = 0
         self.lifter: SemanticLifter | None = None
         self._groups: SemanticGroups | None = None  # the group table of a loaded checkpoint, until the next lift
         self._optimizers: dict[str, torch.optim.Optimizer] = {}
+        self._all_optimizers: dict[str, torch.optim.Optimizer] = {}
         self._meta: dict[str, Any] | None = None
         self.feature_decoder = self.feature_field()
         sem = self.config.semantics
         self.text_query = TextQuery(self.config.text_query, None if sem is None else sem.cache_dir)
         sequence, norm = metadata.get("sequence"), metadata.get("scene_normalization")
         poses = None if sequence is None or norm is None else norm.poses_to_normalized(sequence.camera_to_worlds)
-        self.viewer_controls = ViewerControls(poses, on_query=self.prepare_query)
+        self.viewer_controls = ViewerControls(poses, on_query=self.prepare_query, tracks=self.object_paths)
         self._class_names: tuple[str, ...] = tuple(getattr(sequence, "semantic_classes", ()) or ())
 
     def feature_field(self) -> FeatureDecoder | None:
@@ -210,6 +208,30 @@ class SemdynModel(Model):
             result |= {key: value[0] for key, value in extras.items()}
             result["relevancy"] = self.relevancy(out["gaussians"], viewmats, Ks, width, height)
         return result
+
+    @torch.no_grad()
+    def object_paths(self, samples: int = 64) -> list[ObjectPath]:
+        """The rigid objects' paths for the viewer's "Draw object tracks": each trajectory's origin at ``samples``
+        times over the interval it was seen (dataparser units), coloured as its group."""
+        node = self.scene.objects
+        if node is None or node.num_objects == 0:
+            return []
+        ids = self.scene.node_ids_now()
+        names = self._groups.class_names if self._groups is not None else None
+        if self.lifter is not None and self.lifter.groups is not None:
+            names = self.lifter.groups.class_names
+        colors = (id_colors(node.group.cpu()) * 255).round().to(torch.int64).tolist()
+        out = []
+        for o in range(node.num_objects):
+            lo, hi = (float(v) for v in node.interval[o])
+            t = torch.linspace(lo, hi, samples, device=node.translation.device)
+            centre = node.poses(torch.full((samples,), o, dtype=torch.long, device=t.device), t)[1]
+            group = int(node.group[o])
+            label = names[group] if names is not None and group < len(names) else "object"
+            count = int((ids == OBJECT_ID0 + o).sum())
+            text = f"{count:,} Gaussians, seen at normalised times {lo:.2f}-{hi:.2f}, group {group}"
+            out.append(ObjectPath(o, label, centre.cpu().numpy(), tuple(colors[o]), text))
+        return out
 
     def prepare_query(self, text: str) -> None:
         """Encode a new "Text query" (the text box's callback, so that the render it triggers finds it encoded)."""
@@ -330,7 +352,8 @@ class SemdynModel(Model):
         if cfg is None or not SemanticLifter.is_due(cfg, step + 1):
             return
         width = int(pipeline.datamanager.train_dataset.cameras[0].width)
-        self.semantic_lifter(width).lift(self.scene, self.strategy_state, self.device)
+        optimizers = self._all_optimizers
+        self.semantic_lifter(width).lift(self.scene, self.strategy_state, self.device, optimizers=optimizers)
 
     def semantic_lifter(self, width: int) -> SemanticLifter:
         """The lifter, built on first use: the sequence read at the training cameras' resolution (``width``
@@ -350,8 +373,9 @@ class SemdynModel(Model):
         """Record the step (SH degree, strategy schedule) and the Gaussians' optimizers for the strategy."""
         self.step = step
         self._optimizers = {key: optimizers.optimizers[key] for key in self.scene.params}
+        self._all_optimizers = dict(optimizers.optimizers)
         if self.lifter is not None:  # densification changes N: the scene gets the current Gaussians' labels
-            self.scene.set_groups(self.lifter.group_labels(self.strategy_state))
+            self.scene.set_groups(self.lifter.group_labels(self.strategy_state), self.strategy_state.get(NODE_IDS))
 
     def _after_step(self, step: int) -> None:
         """Densify after the optimizers stepped, as the core trainer (MCMC scales its noise by the means lr)."""
@@ -370,6 +394,9 @@ class SemdynModel(Model):
             saved = state_dict.get(prefix + key)
             if saved is not None and saved.shape != p.shape:
                 p.data = p.data.new_zeros(saved.shape)
+        objects = state_dict.get("scene.objects.translation")
+        if objects is not None:  # the rigid objects of the checkpoint's graph (the same parameters, resized)
+            self.scene.resize_graph_to({"objects": int(objects.shape[0])})
         result = super().load_state_dict(state_dict, strict=strict, assign=assign)
         self._restore_groups()
         return result
@@ -381,9 +408,11 @@ class SemdynModel(Model):
         labels = get_labels(self.strategy_state)
         table = self.lifter.groups if self.lifter is not None else self._groups
         classes = self.strategy_state.get("class_ids")
+        nodes = self.strategy_state.get(NODE_IDS)
         return {
             "labels": None if labels is None else (labels[0].cpu(), labels[1].cpu()),
             "class_ids": classes.cpu() if isinstance(classes, Tensor) else None,
+            "node_ids": nodes.cpu() if isinstance(nodes, Tensor) else None,
             "groups": None if table is None else table.state_dict(),
         }
 
@@ -394,16 +423,20 @@ class SemdynModel(Model):
             set_labels(self.strategy_state, *state["labels"])
         if state.get("class_ids") is not None:
             self.strategy_state["class_ids"] = state["class_ids"]
+        if state.get("node_ids") is not None:
+            self.strategy_state[NODE_IDS] = state["node_ids"]
         if state.get("groups") is not None:
             self._groups = SemanticGroups.from_state_dict(state["groups"])
 
     def _restore_groups(self) -> None:
-        """Hand the scene the loaded labels and group table (after the parameters: the paths read the centres)."""
-        if self._groups is None:
-            return
-        labels = self._groups.labels(self.strategy_state, self.scene.params["means"].device)
-        if labels is not None and len(labels.ids) == self.num_gaussians:
-            self.scene.set_groups(labels)
+        """Hand the scene the loaded labels, group table and nodes (the graph as trained)."""
+        device = self.scene.params["means"].device
+        nodes = self.strategy_state.get(NODE_IDS)
+        nodes = nodes.to(device) if isinstance(nodes, Tensor) and len(nodes) == self.num_gaussians else None
+        labels = None if self._groups is None else self._groups.labels(self.strategy_state, device)
+        if labels is not None and len(labels.ids) != self.num_gaussians:
+            labels = None
+        self.scene.set_groups(labels, nodes)
 
     def update_to_step(self, step: int) -> None:
         self.step = step

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from nerfstudio.viewer.viewer_elements import (
@@ -20,6 +21,23 @@ from nerfstudio.viewer.viewer_elements import (
     ViewerText,
 )
 from torch import nn
+
+
+@dataclass
+class ObjectPath:
+    """One rigid object's path as the viewer draws it."""
+
+    node: int
+    """The object's index in the scene graph."""
+    label: str
+    """Its class."""
+    positions: np.ndarray
+    """[M, 3] its trajectory's origin at M times (dataparser units)."""
+    color: tuple[int, int, int]
+    """RGB 0-255 (its group's colour)."""
+    text: str
+    """A line for the list: Gaussians, seen interval."""
+
 
 VIEWER_SCALE = 10.0
 """nerfstudio's viewer draws the scene 10x larger than the dataparser's units (VISER_NERFSTUDIO_SCALE_RATIO)."""
@@ -42,13 +60,19 @@ class ViewerControls(nn.Module):
     """Elements of the semdyn panel (names as shown in the viewer)."""
 
     def __init__(
-        self, camera_to_worlds: np.ndarray | None = None, on_query: Callable[[str], object] | None = None
+        self,
+        camera_to_worlds: np.ndarray | None = None,
+        on_query: Callable[[str], object] | None = None,
+        tracks: Callable[[], list[ObjectPath]] | None = None,
     ) -> None:
         """camera_to_worlds: [F, 4, 4] OpenGL poses of the sequence's frames in the dataparser's units (for
         "View from frame"), or None. on_query: called with the new text when "Text query" changes in the viewer
-        (before the rerender it triggers), e.g. to encode it."""
+        (before the rerender it triggers), e.g. to encode it. tracks: gives the scene graph's object paths for
+        "Draw object tracks"."""
         super().__init__()
         self._poses = camera_to_worlds
+        self._tracks = tracks
+        self.draw_tracks = ViewerButton("Draw object tracks", cb_hook=lambda _: self.show_tracks())
         self.control = ViewerControl()
         self.frame = ViewerNumber("Frame", 0, hint="Index of a frame of the sequence")
         self.view_frame = ViewerButton("View from frame", cb_hook=lambda _: self.view_from_frame())
@@ -75,6 +99,24 @@ class ViewerControls(nn.Module):
         for client in viewer.viser_server.get_clients().values():
             with client.atomic():
                 client.camera.wxyz, client.camera.position = wxyz, c2w[:3, 3] * VIEWER_SCALE
+
+    def show_tracks(self) -> list[ObjectPath]:
+        """Draw every rigid object's path (its trajectory's origin over the times it was seen) as a coloured line
+        with a label in every connected viewer, and log the list; returns the paths."""
+        paths = self._tracks() if self._tracks is not None else []
+        for p in paths:
+            log.info("viewer: object %d (%s): %s", p.node, p.label, p.text)
+        viewer = getattr(self.control, "viewer", None)
+        if viewer is None:
+            return paths
+        scene = viewer.viser_server.scene
+        for p in paths:
+            if len(p.positions) < 2:
+                continue
+            pts = np.asarray(p.positions, dtype=np.float64) * VIEWER_SCALE
+            scene.add_spline_catmull_rom(f"/semdyn_tracks/{p.node}", pts, line_width=3.0, color=p.color)
+            scene.add_label(f"/semdyn_tracks/{p.node}_label", f"{p.node} {p.label}", position=tuple(pts[0]))
+        return paths
 
     def time(self, camera_time: float) -> float:
         """The time to render: the frozen time when frozen, else the camera's (the Time slider)."""

@@ -28,10 +28,11 @@ from semdyn.method_config import (  # noqa: E402
 from semdyn.nerfstudio.model import (  # noqa: E402
     SemdynModel,
     SemdynModelConfig,
-    camera_centres,
     viewmat_from_camera_to_world,
 )
+from semdyn.scene.build import build_scene, scene_init_from_data  # noqa: E402
 from semdyn.scene.dynamic import DynamicScene  # noqa: E402
+from semdyn.scene.nodes import BACKGROUND_ID, DEFORMABLE_ID, OBJECT_ID0  # noqa: E402
 from semdyn.semantics.training import SemanticsConfig  # noqa: E402
 from semdyn.train.data import load_scene  # noqa: E402
 
@@ -119,18 +120,39 @@ def test_viewmat_matches_core_loader(parsed: dict[str, Any], tiny_scene: Path) -
     torch.testing.assert_close(outputs.cameras.times[:, 0], data.times[frames], atol=1e-6, rtol=0)
 
 
-def test_model_matches_core(parsed: dict[str, Any]) -> None:
-    """Same seed, camera, time and image: get_outputs + get_loss_dict equal the core's forward + loss_dict."""
+def _one_object(scene: DynamicScene) -> None:
+    """The same graph in any scene of the tiny street: a third of the Gaussians in one rigid object that drives
+    and turns, a third in the background, the rest deformable."""
+    n = scene.num_gaussians
+    node = scene.objects
+    assert node is not None
+    node.resize(1)
+    k = node.num_knots
+    s = (torch.arange(k, dtype=torch.float32) - 1) / (k - 3)
+    node.translation.data[0] = s[:, None] * torch.tensor([0.3, 0.05, 0.0])
+    node.rotation.data[0] = s[:, None] * torch.tensor([0.0, 0.0, 0.4])
+    node.interval.copy_(torch.tensor([[0.2, 0.8]]))
+    ids = torch.full((n,), DEFORMABLE_ID, dtype=torch.long)
+    ids[: n // 3] = OBJECT_ID0
+    ids[n // 3 : 2 * n // 3] = BACKGROUND_ID
+    scene.set_groups(None, ids)
+
+
+def test_model_matches_core(parsed: dict[str, Any], tiny_scene: Path) -> None:
+    """The nerfstudio model and the core trainer build the same graph from the same sequence (through one
+    build_scene): same parameters, and with the same nodes (an object, the background, the deformable rest) the
+    same get_outputs + get_loss_dict as the core's forward + loss_dict."""
     model = build_model(parsed)
     outputs = parsed["outputs"]
-    metadata = outputs.metadata
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(model.config.seed)
-    core = DynamicScene(model.config.scene, metadata["points3D_xyz"], metadata["points3D_rgb"],
-                        model.scene_aabb(metadata["points3D_xyz"]), "cpu", generator,
-                        camera_centres(metadata), metadata.get("points3D_time"))  # fmt: skip
+    core = build_scene(model.config.scene, scene_init_from_data(load_scene(tiny_scene)), "cpu", generator)
     for key, value in core.state_dict().items():
-        torch.testing.assert_close(model.scene.state_dict()[key], value, atol=0, rtol=0)
+        torch.testing.assert_close(model.scene.state_dict()[key], value, atol=1e-6, rtol=0)
+    torch.testing.assert_close(model.scene.up, core.up, atol=1e-6, rtol=0)
+    assert model.scene.objects.num_knots == core.objects.num_knots
+    _one_object(core)
+    _one_object(model.scene)
 
     camera = with_time(outputs.cameras[3:4], 0.37)
     batch = parsed["dataset"].get_data(3, image_type="uint8")  # as semdyn-cpu caches them
@@ -145,6 +167,7 @@ def test_model_matches_core(parsed: dict[str, Any]) -> None:
     assert ns_out["rgb"].shape == (h, w, 3) and ns_out["depth"].shape == ns_out["accumulation"].shape == (h, w, 1)
     for key in ("rgb", "depth", "accumulation"):
         torch.testing.assert_close(ns_out[key], core_out[key][0], atol=1e-6, rtol=0)
+    assert "object_acceleration" in core_loss  # the object node's own terms
     assert ns_loss.keys() == core_loss.keys() and "rgb" in ns_loss
     for key, value in core_loss.items():
         torch.testing.assert_close(ns_loss[key], value, atol=1e-6, rtol=0)
@@ -239,13 +262,26 @@ def test_semantic_lifting_and_regularizers_through_nerfstudio(tiny_scene: Path, 
     model = trainer.pipeline.model
     labels = model.lifter.group_labels(model.strategy_state)
     assert labels is not None and int((labels.ids >= 0).sum()) > 0
-    model.scene.set_groups(labels)
+    model.scene.set_groups(labels, model.strategy_state.get("node_ids"))
     _, loss_dict, _ = trainer.pipeline.get_train_loss_dict(TRAIN_STEPS)
     assert {"reg_rigid_position", "reg_scale"} <= set(loss_dict) or "reg_static" in loss_dict
     assert all(torch.isfinite(v) for v in loss_dict.values())
-    assert model.scene.deform_mask is not None and not bool(model.scene.deform_mask.all())
+    assert bool((model.scene.node_ids_now() == BACKGROUND_ID).any())  # static groups joined the background
     # A checkpoint carries the labels and the group table: a model loaded from it (ns-viewer) has the groups.
     fresh = type(model)(model.config, model.scene_box, model.num_train_data, **model.kwargs)
     fresh.load_state_dict(model.state_dict())
     assert fresh.scene.groups is not None and torch.equal(fresh.scene.groups.ids.cpu(), labels.ids.cpu())
     assert torch.equal(fresh.gaussian_labels()[0].cpu(), model.gaussian_labels()[0].cpu())
+    assert torch.equal(fresh.scene.node_ids_now().cpu(), model.scene.node_ids_now().cpu())  # and its graph
+
+
+def test_viewer_lists_and_draws_the_object_tracks(parsed: dict[str, Any]) -> None:
+    """ "Draw object tracks" lists every rigid object with its path over the interval it was seen."""
+    model = build_model(parsed).eval()
+    assert model.viewer_controls.show_tracks() == []  # no objects before a lift
+    _one_object(model.scene)
+    paths = model.viewer_controls.show_tracks()
+    assert len(paths) == 1 and paths[0].positions.shape == (64, 3)
+    step = torch.from_numpy(paths[0].positions[1:] - paths[0].positions[:-1])
+    assert float(step.norm(dim=-1).sum()) > 0.1  # it drives: 0.3 units x 0.6 of the sequence, and turns
+    assert f"{model.num_gaussians // 3:,} Gaussians" in paths[0].text
