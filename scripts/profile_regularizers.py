@@ -48,7 +48,7 @@ from semdyn.deform.regularizers import (
     sample_times,
 )
 from semdyn.eval.machine import describe_machine
-from semdyn.presets import cpu_preset
+from semdyn.presets import cpu_base_preset
 from semdyn.train.trainer import Trainer
 
 
@@ -114,7 +114,7 @@ def synthetic_labels(
 
 def main(cfg: ProfileConfig) -> None:
     console = Console()
-    base = cpu_preset()
+    base = cpu_base_preset()
     model_cfg = dataclasses.replace(base.model, init=dataclasses.replace(base.model.init, max_points=cfg.gaussians))
     with tempfile.TemporaryDirectory() as tmp:
         train_cfg = dataclasses.replace(base, model=model_cfg, output_dir=Path(tmp), device=cfg.device, seed=cfg.seed)

@@ -1,10 +1,10 @@
 """``ns-train`` presets of semdyn (nerfstudio ``MethodSpecification`` objects, registered through the
 ``nerfstudio.method_configs`` entry points).
 
-- ``semdyn``: the full method (the semantic regularizers plug in here); today the same model as ``semdyn-base``.
-- ``semdyn-base``: the dynamic scene without semantics (:func:`semdyn.presets.full_preset`).
+- ``semdyn``: the full method: lifted groups, rigid object nodes, the background, the object-wise regularizers.
+- ``semdyn-base``: the dynamic scene without semantics (:func:`semdyn.presets.full_base_preset`).
 - ``semdyn-static``: the base with the deformation switched off (the static baseline).
-- ``semdyn-cpu``: the small CPU preset (:func:`semdyn.presets.cpu_preset`): half resolution, 3k steps, on the CPU.
+- ``semdyn-cpu``: the full method's small CPU preset (:func:`semdyn.presets.cpu_preset`): half resolution, 3k steps.
 
 Without ``--data`` they train on the synthetic default street, generated into the cache ($SEMDYN_CACHE or
 ~/.cache/semdyn) the first time a datamanager is set up, never at import.
@@ -28,9 +28,8 @@ from torch.optim import Optimizer, lr_scheduler
 from semdyn import presets
 from semdyn.data.nerfstudio_dataparser import SemdynDataParserConfig
 from semdyn.nerfstudio.model import SemdynModelConfig
+from semdyn.scene.build import optimizer_rates
 from semdyn.scene.dynamic import DynamicSceneConfig
-from semdyn.scene.gaussians import PARAM_KEYS
-from semdyn.scene.sky import SkyConfig
 from semdyn.semantics.feature_field import LATENT_KEY, FeatureFieldConfig
 from semdyn.semantics.training import SemanticsConfig
 from semdyn.synth import SynthConfig, ensure_scene
@@ -90,18 +89,13 @@ def optimizers(
         return {"optimizer": AdamOptimizerConfig(lr=lr, eps=1e-15), "scheduler": scheduler}
 
     lrs = scene.lrs
-    groups = {key: adam(getattr(lrs, key)) for key in PARAM_KEYS}
+    # as the scene's components own them; every group a default scene has is listed too, so that a component switched
+    # on from the command line (a deformation field for semdyn-static) finds its optimiser
+    rates = optimizer_rates(DynamicSceneConfig()) | optimizer_rates(scene)
+    groups = {key: adam(lr) for key, lr in rates.items()}
     groups["means"] = adam(
         lrs.means, FloatExponentialDecaySchedulerConfig(lr_final=lrs.means_final, max_steps=max_steps)
     )
-    groups["deform_grid"] = adam(scene.deform_lr)
-    groups["deform_mlp"] = adam(scene.deform_lr / 10)
-    groups["sky"] = adam((scene.sky or SkyConfig()).lr)
-    if scene.visibility is not None:
-        groups["anchor_time"] = adam(scene.visibility.anchor_lr)
-        groups["log_lifespan"] = adam(scene.visibility.lifespan_lr)
-    if scene.velocity is not None and scene.deformation is not None:  # as DynamicScene adds the parameter
-        groups["velocity"] = adam(scene.velocity.lr)
     ff = (semantics.feature_field if semantics is not None else None) or FeatureFieldConfig()
     groups[LATENT_KEY] = adam(ff.latent_lr)
     groups["feature_decoder"] = adam(ff.decoder_lr)
@@ -136,19 +130,19 @@ def trainer_config(name: str, preset: TrainConfig, device: str = "cuda") -> Trai
 
 
 semdyn_method = MethodSpecification(
-    config=trainer_config("semdyn", presets.semantic(presets.full_preset(), 1000, 3000)),
+    config=trainer_config("semdyn", presets.full_preset()),
     description="semdyn: dynamic 3D Gaussians of driving scenes, objects lifted from the sequence's instance masks "
     "(or SAM + CLIP maps: --pipeline.model.semantics.masks cache) and regularized to move as rigid wholes.",
 )
 semdyn_base_method = MethodSpecification(
-    config=trainer_config("semdyn-base", presets.full_preset()),
-    description="semdyn without semantics: canonical Gaussians + HexPlane deformation + learned sky.",
+    config=trainer_config("semdyn-base", presets.full_base_preset()),
+    description="semdyn without semantics: one deformable node (HexPlane field, velocities, visibility) + sky.",
 )
 semdyn_static_method = MethodSpecification(
-    config=trainer_config("semdyn-static", presets.static(presets.full_preset())),
+    config=trainer_config("semdyn-static", presets.static(presets.full_base_preset())),
     description="semdyn-base with the deformation switched off (static baseline).",
 )
 semdyn_cpu_method = MethodSpecification(
     config=trainer_config("semdyn-cpu", presets.cpu_preset(), device="cpu"),
-    description="Small CPU preset: half resolution, 3k steps, small deformation grids (semdyn.presets.cpu_preset).",
+    description="The full method on a CPU: half resolution, 3k steps, small grids (semdyn.presets.cpu_preset).",
 )

@@ -37,9 +37,7 @@ def cpu_base_preset() -> TrainConfig:
         visibility=VisibilityConfig(init_lifespan=0.1),
         losses=LossWeights(depth=0.05),
     )
-    return TrainConfig(
-        experiment_name="semdyn-cpu-base", max_steps=3000, downscale=2, steps_per_save=500, model=model
-    )
+    return TrainConfig(experiment_name="semdyn-cpu-base", max_steps=3000, downscale=2, steps_per_save=500, model=model)
 
 
 def cpu_preset() -> TrainConfig:
@@ -75,8 +73,14 @@ PRESETS: dict[str, tuple[str, TrainConfig]] = {
         "The full method on the embedded default on a CPU: half resolution, 3k steps, instance masks for SAM + CLIP.",
         cpu_preset(),
     ),
-    "cpu-base": ("semdyn-base on a CPU: the cpu preset without semantics (no objects, no background).", cpu_base_preset()),
-    "cpu-static": ("The cpu preset with every time dependence switched off (static baseline).", static(cpu_base_preset())),
+    "cpu-base": (
+        "semdyn-base on a CPU: the cpu preset without semantics (no objects, no background).",
+        cpu_base_preset(),
+    ),
+    "cpu-static": (
+        "The cpu preset with every time dependence switched off (static baseline).",
+        static(cpu_base_preset()),
+    ),
     "full": ("The full method at full resolution, 30k steps (for a GPU).", full_preset()),
     "full-base": ("semdyn-base at full resolution, 30k steps.", full_base_preset()),
     "full-static": ("The full-base preset with every time dependence switched off.", static(full_base_preset())),

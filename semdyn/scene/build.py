@@ -7,6 +7,7 @@ points, the camera poses (the deformation box and the up axis), the normalisatio
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from semdyn.scene.dynamic import DynamicScene, DynamicSceneConfig
+from semdyn.scene.gaussians import PARAM_KEYS
 
 
 @dataclass
@@ -115,4 +117,18 @@ def build_scene(
     )
 
 
-__all__ = ["SceneInit", "build_scene", "scene_init_from_data", "scene_init_from_metadata"]
+def optimizer_rates(config: DynamicSceneConfig, scene_scale: float = 1.0) -> dict[str, float]:
+    """The Adam learning rate of every optimiser group a scene of ``config`` has, Gaussian attributes included, as
+    its components own them (a probe scene of four random Gaussians is built to ask them): for trainers such as
+    nerfstudio's that list their optimisers before the model exists. ``means`` is its initial rate."""
+    probe_init = dataclasses.replace(config.init, random_count=4)
+    probe = DynamicScene(dataclasses.replace(config, init=probe_init), None, None,
+                         torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]), scene_scale=scene_scale)  # fmt: skip
+    rates = {key: float(getattr(config.lrs, key)) for key in PARAM_KEYS}
+    rates["means"] = config.lrs.means * scene_scale
+    rates |= probe.extra_lrs()
+    rates |= {name: lr for name, (_, lr) in probe.param_groups().items()}
+    return rates
+
+
+__all__ = ["SceneInit", "build_scene", "optimizer_rates", "scene_init_from_data", "scene_init_from_metadata"]

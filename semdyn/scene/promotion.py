@@ -11,7 +11,9 @@
    from (``inherit_overlap``; one old object goes to at most one new one), else its trajectory starts from the path:
    translation fitted to the path, heading from the path's tangent (carried over where the path is slower than
    ``min_speed``), about the scene's up axis. Its members are written in its local coordinates.
-4. Confident members of static groups and of rigid groups that do not move (parked cars) join the background; the
+4. Each object also takes the deformable Gaussians inside its extent (the box of its members in its own frame) at
+   the times they are most visible: unlabelled or unsure returns of the car (:func:`_claim_extent`).
+5. Confident members of static groups and of rigid groups that do not move (parked cars) join the background; the
    rest (pedestrians, unlabelled, low-confidence, off-path) the deformable node.
 
 Adam's moments of rows whose coordinates changed, and of the trajectories, are reset.
@@ -85,7 +87,7 @@ def initial_trajectories(
         ts = torch.cat([ref_times[rows].double(), t])
         xs = torch.cat([world_means[rows].double(), path[j]])
         ws = torch.cat([weights[rows].double(), torch.full((m,), 1e-3, dtype=torch.float64, device=dev)])
-        translation[j] = fit_bspline(ts, xs[None], ws[None], k, ridge=0.1)[0]
+        translation[j] = fit_bspline(ts, xs[None], ws[None], k, ridge=0.3)[0]
     curve = bspline_eval(translation, torch.arange(o, device=dev).repeat_interleave(m), t.repeat(o)).view(o, m, 3)
     up = up.double().to(dev)
     tangent = torch.gradient(curve, spacing=(t,), dim=1)[0]  # scene units per normalised time
@@ -155,7 +157,7 @@ def regroup(
     paths = None
     if labels is not None and len(labels.ids) == n and scene.deformable is not None:
         if scene.config.groups.skip_static_deformation:
-                ids[~deform_mask_from_groups(labels, scene.config.groups.static_skip_min_conf)] = BACKGROUND_ID
+            ids[~deform_mask_from_groups(labels, scene.config.groups.static_skip_min_conf)] = BACKGROUND_ID
         if node is not None and scene.deformable.field is not None:
             weight = torch.sigmoid(p["opacities"].detach())
             paths = estimate_paths(world_means, ref_times, weight, labels, node.config.paths, scene.units_per_metre)
@@ -222,15 +224,45 @@ def _rebuild_objects(
     node.frame.copy_(frame)
     node.group.copy_(moving_groups)
     node.interval.copy_(torch.stack([paths.first[moving_groups], paths.last[moving_groups]], dim=1).clamp(0, 1))
-    p = scene.params
     for j, rows in enumerate(members_of):
+        ids[rows] = OBJECT_ID0 + j
+    _claim_extent(node, ids, world_means, ref_times, node.config.extent_quantile)
+    p = scene.params
+    for j in range(o):
+        rows = (ids == OBJECT_ID0 + j).nonzero().squeeze(1)
         if rows.numel() == 0:
             continue
+        node.interval[j, 0] = torch.minimum(node.interval[j, 0], ref_times[rows].min())
+        node.interval[j, 1] = torch.maximum(node.interval[j, 1], ref_times[rows].max())
         objects = torch.full_like(rows, j)
         local, local_q = node.to_local(world_means[rows], world_quats[rows], objects, ref_times[rows])
         p["means"].data[rows] = local
         p["quats"].data[rows] = local_q
-        ids[rows] = OBJECT_ID0 + j
+
+
+def _claim_extent(node: RigidObjectsNode, ids: Tensor, world_means: Tensor, ref_times: Tensor, quantile: float) -> None:
+    """Give each object the deformable Gaussians that lie inside its extent when they are most visible: the box,
+    in the object's own frame, that holds its labelled members (per axis, from the ``quantile`` to the ``1 -
+    quantile`` of their local coordinates). A car's LiDAR returns that the lift left unlabelled or unsure are on
+    the car at the time they were captured, wherever the car then was: geometry, not labels, decides. Background
+    Gaussians and other objects' members are never taken; where two boxes hold a Gaussian, the first object
+    keeps it."""
+    free = (ids == DEFORMABLE_ID).nonzero().squeeze(1)
+    for j in range(node.num_objects):
+        rows = (ids == OBJECT_ID0 + j).nonzero().squeeze(1)
+        if rows.numel() < 8 or free.numel() == 0:
+            continue
+        objects = torch.full_like(rows, j)
+        local, _ = node.to_local(world_means[rows], torch.zeros(rows.numel(), 4, device=rows.device), objects,
+                                 ref_times[rows])  # fmt: skip
+        q = torch.tensor([quantile, 1 - quantile], device=local.device, dtype=local.dtype)
+        lo, hi = torch.quantile(local, q, dim=0)
+        cand = free[ids[free] == DEFORMABLE_ID]
+        objects = torch.full_like(cand, j)
+        there, _ = node.to_local(world_means[cand], torch.zeros(cand.numel(), 4, device=cand.device), objects,
+                                 ref_times[cand])  # fmt: skip
+        inside = ((there >= lo) & (there <= hi)).all(dim=-1)
+        ids[cand[inside]] = OBJECT_ID0 + j
 
 
 __all__ = ["initial_trajectories", "regroup"]

@@ -20,9 +20,13 @@ from torch import Tensor
 
 from semdyn.errors import InputError
 
-_CUBIC = torch.tensor(
-    [[1.0, 4.0, 1.0, 0.0], [-3.0, 0.0, 3.0, 0.0], [3.0, -6.0, 3.0, 0.0], [-1.0, 3.0, -3.0, 1.0]], dtype=torch.float64
-) / 6.0
+_CUBIC = (
+    torch.tensor(
+        [[1.0, 4.0, 1.0, 0.0], [-3.0, 0.0, 3.0, 0.0], [3.0, -6.0, 3.0, 0.0], [-1.0, 3.0, -3.0, 1.0]],
+        dtype=torch.float64,
+    )
+    / 6.0
+)
 """Uniform cubic B-spline basis: ``[1, s, s^2, s^3] @ _CUBIC`` gives the four blend weights at s in [0, 1]."""
 
 

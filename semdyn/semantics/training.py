@@ -93,8 +93,6 @@ class SemanticsConfig:
     """The semantic feature field (needs masks=cache); None: off."""
 
 
-
-
 def class_ids_of(group_ids: Tensor, group_classes: list[str], vocabulary: tuple[str, ...] | list[str]) -> Tensor:
     """[N] int64 index into ``vocabulary`` of the class of each Gaussian's group (-1 unlabelled or not in it)."""
     table = torch.tensor([vocabulary.index(c) if c in vocabulary else -1 for c in group_classes] + [-1])

@@ -10,14 +10,14 @@ import torch
 
 from semdyn.eval.benchmark import PROFILES, markdown_table, method_config, ratios, write_results
 from semdyn.eval.scene_motion import motion_metrics
-from semdyn.presets import cpu_preset, static
+from semdyn.presets import cpu_base_preset, static
 from semdyn.scene.dynamic import DynamicScene
 from semdyn.semantics.evaluate import eval_tracks
 from semdyn.train.data import load_scene
 
 
 def _model(data, deformation: bool) -> DynamicScene:
-    cfg = cpu_preset().model if deformation else static(cpu_preset()).model
+    cfg = cpu_base_preset().model if deformation else static(cpu_base_preset()).model
     g = torch.Generator().manual_seed(0)
     return DynamicScene(
         cfg, data.points, data.point_colors, data.aabb, "cpu", g, data.viewmats.inverse()[:, :3, 3], data.point_times
@@ -44,7 +44,7 @@ def test_a_field_that_moves_static_structure_shows_drift(tiny_scene: Path) -> No
 def test_methods_share_scene_steps_and_seed_and_differ_where_they_should(tmp_path: Path) -> None:
     prof = PROFILES["cpu"]
     cfgs = {m: method_config(m, 1, prof, tmp_path) for m in ("static", "semdyn-base", "semdyn")}
-    assert {(c.synth.seed, c.seed, c.max_steps, c.downscale) for c in cfgs.values()} == {(1, 1, 1000, 2)}
+    assert {(c.synth.seed, c.seed, c.max_steps, c.downscale) for c in cfgs.values()} == {(1, 1, 3000, 2)}
     assert cfgs["static"].model.deformation is None and cfgs["semdyn-base"].model.deformation is not None
     assert cfgs["semdyn-base"].semantics is None and cfgs["semdyn"].semantics is not None
     assert (

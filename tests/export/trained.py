@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from semdyn.presets import cpu_preset
+from semdyn.presets import cpu_base_preset
 from semdyn.scene.strategy import set_labels
 from semdyn.train.trainer import Trainer
 
@@ -22,7 +22,7 @@ def train_tiny(scene: Path, out: Path) -> Path:
     ckpt = out / "tiny" / "checkpoints" / f"step-{STEPS:07d}.pt"
     if ckpt.exists():
         return ckpt
-    base = cpu_preset()
+    base = cpu_base_preset()
     config = dataclasses.replace(base, data=scene, output_dir=out, experiment_name="tiny", max_steps=STEPS,
                                  steps_per_save=STEPS, log_every=1000)  # fmt: skip
     trainer = Trainer(config)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from pathlib import Path
 
@@ -191,11 +192,14 @@ def test_track_groups_refine_the_connected_components_in_the_trainer(
     assert tracks is not None and int(tracks.tracked.sum()) >= 2
     static = {i + 1 for i, e in enumerate(trainer.semantics.dictionary.entries) if e.static}
     assert not any(int(e) in static for e in tracks.entry[tracks.tracked])
-    labels = trainer.group_labels()
+    # both lifts from one model (a lift rebuilds the scene graph, so each gets its own copy)
+    model_tracks, model_conn = copy.deepcopy(trainer.model), copy.deepcopy(trainer.model)
+    state_tracks, state = dict(trainer.strategy_state), dict(trainer.strategy_state)
+    trainer.semantics.lift(model_tracks, state_tracks, trainer.device)
+    labels = trainer.semantics.groups.labels(state_tracks)
     assert labels is not None and int((labels.ids >= 0).sum()) > 0
     conn = SemanticLifter(dataclasses.replace(sem, instances="connectivity"), data)
-    state = dict(trainer.strategy_state)
-    conn.lift(trainer.model, state, trainer.device)
+    conn.lift(model_conn, state, trainer.device)
     conn_ids = get_labels(state)[0]
     for k in torch.unique(labels.ids[labels.ids >= 0]).tolist():
         inside = torch.unique(conn_ids[labels.ids == k])

@@ -7,12 +7,16 @@ import dataclasses
 import torch
 
 from semdyn.deform.regularizers import GroupLabels
-from semdyn.presets import cpu_preset
+from semdyn.presets import cpu_base_preset
 from semdyn.scene.dynamic import DynamicScene, deformation_box
+from semdyn.scene.nodes import BACKGROUND_ID, OBJECT_ID0
+from semdyn.scene.promotion import regroup
+
+TIMES = torch.linspace(0, 1, 11)
 
 
 def _scene(static: bool = False) -> DynamicScene:
-    cfg = cpu_preset().model
+    cfg = cpu_base_preset().model
     if static:
         cfg = dataclasses.replace(cfg, deformation=None)
     g = torch.Generator().manual_seed(0)
@@ -47,7 +51,7 @@ def test_static_model_ignores_time() -> None:
 
 
 def test_temporal_visibility_peaks_at_each_points_capture_time() -> None:
-    cfg = cpu_preset().model
+    cfg = cpu_base_preset().model
     points = torch.rand(300, 3) * 2 - 1
     times = torch.rand(300)
     scene = DynamicScene(cfg, points, None, torch.tensor([[-1.0, -1, -1], [1, 1, 1]]), "cpu",
@@ -63,7 +67,9 @@ def test_temporal_visibility_peaks_at_each_points_capture_time() -> None:
 
 
 def test_subsampled_points_keep_their_own_capture_times() -> None:
-    cfg = dataclasses.replace(cpu_preset().model, init=dataclasses.replace(cpu_preset().model.init, max_points=100))
+    cfg = dataclasses.replace(
+        cpu_base_preset().model, init=dataclasses.replace(cpu_base_preset().model.init, max_points=100)
+    )
     points = torch.rand(1000, 3) * 2 - 1
     times = points[:, 0] * 0.5 + 0.5  # a function of the point, so the match can be checked
     scene = DynamicScene(cfg, points, None, torch.tensor([[-1.0, -1, -1], [1, 1, 1]]), "cpu",
@@ -79,8 +85,8 @@ def _grouped_scene() -> tuple[DynamicScene, GroupLabels]:
             p.add_(torch.randn_like(p) * 0.3)  # a field that moves everything, non-rigidly
     n = scene.num_gaussians
     ids = torch.full((n,), -1, dtype=torch.int64)
-    ids[:100], ids[100:200] = 0, 1  # group 0: a car (rigid, dynamic); group 1: road (static)
-    labels = GroupLabels(ids, torch.ones(n), torch.tensor([False, True]), torch.tensor([True, False]))
+    ids[:100], ids[100:200] = 0, 1  # group 0: a pedestrian (dynamic, not rigid); group 1: road (static)
+    labels = GroupLabels(ids, torch.ones(n), torch.tensor([False, True]), torch.tensor([False, False]))
     return scene, labels
 
 
@@ -89,7 +95,8 @@ def test_groups_switch_on_named_regularizers_and_static_groups_skip_the_field() 
     cams = torch.eye(4)[None], torch.tensor([[[50.0, 0, 32], [0, 50, 24], [0, 0, 1]]])
     out = scene(cams[0], cams[1], 64, 48, 0.4, step=10)
     assert not any(k.startswith("reg_") for k in scene.loss_dict(out, out["rgb"].detach(), step=10))
-    scene.set_groups(labels)
+    scene.set_groups(labels, regroup(scene, labels, TIMES))
+    assert bool((scene.node_ids[100:200] == BACKGROUND_ID).all())  # the road joins the background
     out = scene(cams[0], cams[1], 64, 48, 0.4, step=10)
     assert torch.count_nonzero(out["gaussians"]["dx"][100:200]) == 0  # static group: exact identity
     terms = scene.loss_dict(out, out["rgb"].detach(), step=10)
@@ -110,7 +117,7 @@ def test_labels_of_another_size_are_ignored_until_set_again() -> None:
 
 def test_velocity_moves_gaussians_linearly_about_their_anchor_inside_the_field() -> None:
     scene = _scene()  # the field's heads start at zero: all motion below is the velocity's
-    assert scene.extra_lrs()["velocity"] == cpu_preset().model.velocity.lr
+    assert scene.extra_lrs()["velocity"] == cpu_base_preset().model.velocity.lr
     with torch.no_grad():
         scene.params["velocity"].copy_(torch.randn(scene.num_gaussians, 3))
         scene.params["anchor_time"].fill_(0.25)
@@ -120,26 +127,34 @@ def test_velocity_moves_gaussians_linearly_about_their_anchor_inside_the_field()
         moved = scene.gaussians_at(t)["means"] - canonical
         torch.testing.assert_close(moved[inside], v[inside] * (t - 0.25))
         assert torch.count_nonzero(moved[~inside]) == 0
-    scene.set_groups(_grouped_scene()[1])  # the static group skips the field, velocity included
+    labels = _grouped_scene()[1]
+    scene.set_groups(labels, regroup(scene, labels, TIMES))  # the static group skips the field, velocity included
     assert torch.count_nonzero(scene.gaussians_at(0.9)["dx"][100:200]) == 0
     assert "velocity" not in _scene(static=True).params
 
 
-def test_members_of_a_moving_car_ride_its_path_and_skip_the_field_and_velocity() -> None:
-    scene, labels = _grouped_scene()
+def test_a_moving_car_becomes_an_object_whose_members_skip_the_field_and_velocity() -> None:
+    torch.manual_seed(0)
+    scene, labels = _scene(), _grouped_scene()[1]  # a field that starts at zero: the centres are where they are
+    labels = GroupLabels(labels.ids, labels.conf, labels.is_static, torch.tensor([True, False]))  # group 0: a car
     anchors = torch.linspace(0, 1, 100)
     with torch.no_grad():  # the car's points were captured where it was: 0.8 units along x over the sequence
         scene.params["anchor_time"][:100] = anchors
         scene.params["means"][:100] = torch.stack([0.8 * anchors - 0.4, 0 * anchors, 0 * anchors], 1)
         scene.params["means"][:100] += (torch.rand(100, 3) - 0.5) * 0.05
+    at_anchor = scene.at_reference(TIMES)[1][:100]
+    scene.set_groups(labels, regroup(scene, labels, TIMES))
+    with torch.no_grad():  # velocities no longer move the object's members
         scene.params["velocity"].copy_(torch.randn(scene.num_gaussians, 3))
-    scene.set_groups(labels)
-    assert scene.paths is not None and scene.paths.moving.tolist() == [True, False]
-    canonical = scene.params["means"]
+    assert scene.objects is not None and scene.objects.num_objects == 1
+    members = scene.node_ids[:100] == OBJECT_ID0
+    assert members.float().mean() > 0.9
+    nearest = TIMES[(anchors[:, None] - TIMES[None]).abs().argmin(1)]
     for t in (0.0, 0.5, 0.9):
-        dx = scene.gaussians_at(t)["means"][:100] - canonical[:100]
-        expected = torch.stack([0.8 * (t - anchors), 0 * anchors, 0 * anchors], 1)
-        torch.testing.assert_close(dx, expected, atol=0.03, rtol=0)
+        moved = scene.gaussians_at(t)["means"][:100] - at_anchor
+        expected = torch.stack([0.8 * (t - nearest), 0 * anchors, 0 * anchors], 1)
+        torch.testing.assert_close(moved[members], expected[members], atol=0.03, rtol=0)
     assert torch.count_nonzero(scene.gaussians_at(0.3)["dx"][100:200]) == 0  # the road still skips everything
-    scene.set_groups(None)
-    assert scene.paths is None
+    regroup(scene, None, TIMES)  # no labels: the objects dissolve, their Gaussians back where they were
+    assert scene.objects.num_objects == 0
+    torch.testing.assert_close(scene.params["means"][:100][members], at_anchor[members], atol=1e-5, rtol=0)

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from semdyn.presets import cpu_preset
+from semdyn.presets import cpu_base_preset
 from semdyn.scene.strategy import DensifyConfig
 from semdyn.train.data import load_scene
 from semdyn.train.trainer import TrainConfig, Trainer, TrainingDivergedError
 
 
 def _config(scene: Path, out: Path, steps: int, **kw) -> TrainConfig:
-    base = cpu_preset()
+    base = cpu_base_preset()
     model = dataclasses.replace(
         base.model,
         densify=DensifyConfig(refine_start_iter=2, refine_every=3, refine_stop_iter=1000, reset_every=100_000),
@@ -55,7 +55,7 @@ def test_resume_continues_from_the_same_step_and_loss(
     monkeypatch.setattr(part, "train_step", interrupted)
     with pytest.raises(KeyboardInterrupt):
         part.train()
-    run_dir = tmp_path / "part" / "semdyn-cpu"
+    run_dir = tmp_path / "part" / "semdyn-cpu-base"
     resumed = Trainer(_config(tiny_scene, tmp_path / "part", 8, steps_per_save=5, load_dir=run_dir), data)
     resumed.load(run_dir)
     assert resumed.step == 5
@@ -80,7 +80,7 @@ def test_nan_stops_with_step_and_term_and_keeps_last_checkpoint(
     monkeypatch.setattr(trainer.model, "loss_dict", poisoned)
     with pytest.raises(TrainingDivergedError, match=r"step 4: loss term 'rgb' is nan; the last good checkpoint is"):
         trainer.train()
-    ckpt = torch.load(tmp_path / "semdyn-cpu" / "checkpoints" / "step-0000003.pt", weights_only=False)
+    ckpt = torch.load(tmp_path / "semdyn-cpu-base" / "checkpoints" / "step-0000003.pt", weights_only=False)
     assert ckpt["step"] == 3
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
 

@@ -41,10 +41,14 @@ class RigidObjectsConfig:
     """Adam rate of the translation control points, times the scene scale (scene units per step)."""
     rotation_lr: float = 1e-3
     """Adam rate of the rotation-vector control points (radians per step)."""
-    acceleration_weight: float = 1.0
-    """Weight of the mean squared second difference of the translation control points (metres^2)."""
-    angular_acceleration_weight: float = 1.0
-    """Weight of the mean squared second difference of the rotation control points (radians^2)."""
+    acceleration_weight: float = 0.01
+    """Weight of the objects' mean squared acceleration, ((m/s^2)^2: the second difference of the translation
+    control points over the knot spacing squared); a car braking at 3 m/s^2 costs 0.09."""
+    angular_acceleration_weight: float = 0.01
+    """Weight of the objects' mean squared angular acceleration ((rad/s^2)^2), likewise."""
+    extent_quantile: float = 0.02
+    """An object's extent (the box that claims unlabelled Gaussians, in its frame) runs from this quantile to one
+    minus it of its labelled members' local coordinates."""
     fade: float = 0.3
     """Seconds over which an object fades out beyond the interval it was seen (a Gaussian falloff)."""
     min_speed: float = 0.5
@@ -66,6 +70,7 @@ class RigidObjectsConfig:
             ("fade", self.fade > 0),
             ("min_speed", self.min_speed >= 0),
             ("inherit_overlap", 0 < self.inherit_overlap <= 1),
+            ("extent_quantile", 0 <= self.extent_quantile < 0.5),
         ]
         for name, ok in checks:
             if not ok:
@@ -190,12 +195,13 @@ class RigidObjectsNode(GaussianNode):
         if self.num_objects == 0 or self.num_knots < 3:
             return {}
         c = self.config
+        spacing = (self.duration_s or 1.0) / (self.num_knots - 3)  # seconds between control points
         terms: dict[str, Tensor] = {}
         if c.acceleration_weight > 0:
-            accel = second_difference(self.translation) / self.units_per_metre
+            accel = second_difference(self.translation) / (self.units_per_metre * spacing**2)
             terms["object_acceleration"] = c.acceleration_weight * accel.square().sum(-1).mean()
         if c.angular_acceleration_weight > 0:
-            ang = second_difference(self.rotation)
+            ang = second_difference(self.rotation) / spacing**2
             terms["object_angular_acceleration"] = c.angular_acceleration_weight * ang.square().sum(-1).mean()
         return terms
 
