@@ -1,12 +1,11 @@
-"""Object paths from the lifted groups: each moving rigid group carries its Gaussians along one estimated path.
+"""Object paths from the lifted groups: which groups move, which of their Gaussians are on the path, and the path
+from which a rigid object node's first trajectory starts (:mod:`semdyn.scene.promotion`).
 
 With temporal visibility a car's Gaussians are anchored at their capture times, all along the car's path: a
 member anchored at ``a_i`` sits where the car was at ``a_i``. Regressing the members' centres on their anchor
-times therefore gives the object's path ``c_g(t)``, with no tracker and no ground truth. A member is then drawn at
-time t at ``x_i + c_g(t) - c_g(a_i)``: every member of the car is on the car at every time (the LiDAR returns of
-all times, motion-compensated), instead of fading in and out along the path or relying on the deformation field
-to carry it tens of metres. This is Street Gaussians' per-object pose with the track estimated from the lifted
-groups themselves; it moves the centres only (no rotation).
+times therefore gives the object's path ``c_g(t)``, with no tracker and no ground truth. The path's inlier members
+become a rigid object node (object-local Gaussians on a learned SE(3) trajectory, :mod:`semdyn.scene.nodes.rigid`),
+Street Gaussians' per-object pose with the track estimated from the lifted groups themselves.
 
 The path is a penalised linear spline (P-spline): ``knots`` values per group, linear between them, fitted by
 weighted least squares with a second-difference penalty (so gaps are bridged and the ends continued in a straight
@@ -184,16 +183,4 @@ def path_at(paths: GroupPaths, group: Tensor, t: Tensor) -> Tensor:
     return _along(paths.centre, group, *_hat(t.float(), paths.knots.shape[0]))
 
 
-def path_offsets(paths: GroupPaths, ids: Tensor, anchors: Tensor, t: float) -> Tensor:
-    """[N, 3] offset of every Gaussian at normalised time t: ``c_g(t) - c_g(anchor)`` for members, 0 elsewhere.
-    No gradient reaches the paths or the anchors (the centres learn; the paths follow them at the next estimate)."""
-    out = torch.zeros(ids.shape[0], 3, dtype=paths.centre.dtype, device=paths.centre.device)
-    sel = paths.members.nonzero().squeeze(1)
-    if len(sel) == 0:
-        return out
-    group, a = ids[sel], anchors[sel].detach()
-    now = path_at(paths, group, torch.full_like(a, float(t)))
-    return out.index_copy(0, sel, now - path_at(paths, group, a))
-
-
-__all__ = ["GroupMotionConfig", "GroupPaths", "estimate_paths", "path_at", "path_offsets"]
+__all__ = ["GroupMotionConfig", "GroupPaths", "estimate_paths", "path_at"]

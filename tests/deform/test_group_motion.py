@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from semdyn.deform.group_motion import GroupMotionConfig, estimate_paths, path_at, path_offsets
+from semdyn.deform.group_motion import GroupMotionConfig, estimate_paths, path_at
 from semdyn.deform.regularizers import GroupLabels
 from semdyn.errors import InputError
 
@@ -47,15 +47,17 @@ def test_a_moving_car_is_tracked_and_a_parked_car_and_the_road_are_not():
     assert torch.allclose(got, truth, atol=0.02), (got, truth)  # the car is ~0.09 long: within a quarter of it
 
 
-def test_members_ride_the_path_and_others_get_no_offset():
+def test_the_path_carries_the_members_and_others_are_not_members():
     means, anchors, labels, _ = _street()
     paths = estimate_paths(means, anchors, torch.ones(len(means)), labels, GroupMotionConfig())
-    off = path_offsets(paths, labels.ids, anchors, 0.75)
     car = labels.ids == 0
+    group = torch.zeros(int(car.sum()), dtype=torch.long)
+    off = path_at(paths, group, torch.full_like(anchors[car], 0.75)) - path_at(paths, group, anchors[car])
     expected_dx = 0.5 * (0.75 - anchors[car])  # where the car went between each point's capture and t
-    assert torch.allclose(off[car, 0], expected_dx, atol=0.03)
-    assert float(off[car, 1:].abs().max()) < 0.02
-    assert float(off[~car].abs().max()) == 0.0
+    assert torch.allclose(off[:, 0], expected_dx, atol=0.03)
+    assert float(off[:, 1:].abs().max()) < 0.02
+    assert not bool(paths.members[~car].any())
+    assert float(paths.first[0]) < 0.05 and float(paths.last[0]) > 0.95  # seen over the whole sequence
 
 
 def test_gaps_are_bridged_and_the_ends_extrapolated_with_the_mean_velocity():
@@ -78,7 +80,6 @@ def test_low_confidence_members_keep_the_field_and_no_groups_means_no_members():
     empty = estimate_paths(means, anchors, torch.ones(len(means)), none, GroupMotionConfig())
     assert not bool(empty.members.any()) and not bool(empty.moving.any())
     assert torch.isfinite(empty.centre).all()
-    assert float(path_offsets(empty, none.ids, anchors, 0.3).abs().max()) == 0.0
 
 
 def test_bad_inputs_name_what_is_wrong():
