@@ -394,7 +394,7 @@ class SemdynModel(Model):
             saved = state_dict.get(prefix + key)
             if saved is not None and saved.shape != p.shape:
                 p.data = p.data.new_zeros(saved.shape)
-        objects = state_dict.get("scene.objects.translation")
+        objects = state_dict.get("scene.nodes.rigid.translation")
         if objects is not None:  # the rigid objects of the checkpoint's graph (the same parameters, resized)
             self.scene.resize_graph_to({"objects": int(objects.shape[0])})
         result = super().load_state_dict(state_dict, strict=strict, assign=assign)

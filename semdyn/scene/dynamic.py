@@ -41,9 +41,11 @@ from semdyn.scene.gaussians import GaussianInitConfig, LearningRates, init_gauss
 from semdyn.scene.nodes import (
     BACKGROUND_ID,
     DEFORMABLE_ID,
+    NODE_KINDS,
     BackgroundNode,
     DeformableNode,
     GaussianNode,
+    NodeContext,
     ParamGroups,
     RigidObjectsConfig,
     RigidObjectsNode,
@@ -196,18 +198,11 @@ class DynamicScene(nn.Module):
         self.units_per_metre = float(units_per_metre)
         """Scene units per metre (the sequence's normalisation scale)."""
         self.up = F.normalize((torch.tensor([0.0, 0.0, 1.0]) if up is None else up.float().cpu()), dim=0).to(device)
-        self.background = BackgroundNode()
-        self.deformable: DeformableNode | None = None
-        if config.deformation is not None or config.visibility is not None:
-            box = aabb if camera_centres is None else deformation_box(camera_centres, config.deform_box_margin)
-            w = config.losses
-            weights = {"plane_tv": w.plane_tv, "time_smoothness": w.time_smoothness, "time_l1": w.time_l1}
-            self.deformable = DeformableNode(
-                config.deformation, box.float().to(device), config.deform_lr, weights, w.velocity
-            )
-        self.objects: RigidObjectsNode | None = None
-        if config.objects is not None and config.deformation is not None:
-            self.objects = RigidObjectsNode(config.objects, scene_scale, self.units_per_metre, duration_s, device)
+        box = aabb if camera_centres is None else deformation_box(camera_centres, config.deform_box_margin)
+        ctx = NodeContext(config, box, device, scene_scale, self.units_per_metre, duration_s)
+        built = {kind: cls.build(ctx) for kind, cls in NODE_KINDS.items()}
+        self.nodes = nn.ModuleDict({kind: node for kind, node in built.items() if node is not None})
+        """The graph's nodes that own Gaussians, by kind (:data:`semdyn.scene.nodes.NODE_KINDS`), in id order."""
         self.sky = SkyNode(config.sky, device=device) if config.sky is not None else None
         self.node_ids: Tensor | None = None
         """[N] int64 node of each Gaussian (None: all in :attr:`default_node_id`); set with :meth:`set_groups`."""
@@ -216,6 +211,18 @@ class DynamicScene(nn.Module):
         self._added_lrs: dict[str, float] = {}
 
     # ------------------------------------------------------------------ the graph
+    @property
+    def background(self) -> BackgroundNode:
+        return self.nodes[BackgroundNode.kind]  # type: ignore[return-value]
+
+    @property
+    def deformable(self) -> DeformableNode | None:
+        return self.nodes[DeformableNode.kind] if DeformableNode.kind in self.nodes else None  # type: ignore[return-value]
+
+    @property
+    def objects(self) -> RigidObjectsNode | None:
+        return self.nodes[RigidObjectsNode.kind] if RigidObjectsNode.kind in self.nodes else None  # type: ignore[return-value]
+
     @property
     def deform(self) -> DeformationField | None:
         """The deformable node's deformation field (None: a static model)."""
@@ -228,9 +235,7 @@ class DynamicScene(nn.Module):
 
     def gaussian_nodes(self) -> list[GaussianNode]:
         """The nodes that own Gaussians, in ``node_ids`` order."""
-        nodes: list[GaussianNode] = [self.background]
-        nodes += [n for n in (self.deformable, self.objects) if n is not None]
-        return nodes
+        return list(self.nodes.values())  # type: ignore[arg-type]
 
     def node_ids_now(self) -> Tensor:
         """[N] int64 node of each current Gaussian (the default node when none were set for this N)."""

@@ -10,12 +10,16 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
-from semdyn.scene.nodes.base import BACKGROUND_ID, GaussianNode, NodeGaussians
+from semdyn.scene.nodes.base import BACKGROUND_ID, GaussianNode, NodeContext, NodeGaussians
 
 
 class BackgroundNode(GaussianNode):
     kind: ClassVar[str] = "background"
     first_id = BACKGROUND_ID
+
+    @classmethod
+    def build(cls, ctx: NodeContext) -> BackgroundNode:
+        return cls()
 
     def gaussians_at(self, params: nn.ParameterDict, rows: Tensor, node_ids: Tensor, t: float) -> NodeGaussians:
         return NodeGaussians(params["means"][rows], params["quats"][rows], params["scales"][rows])

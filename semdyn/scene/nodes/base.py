@@ -7,10 +7,12 @@ densification inside a node stays in that node) says which. The Gaussians' attri
 what the rasteriser draws for them at a time t, in the node's own coordinates: a background node draws its rows as
 they are, a rigid object node stores its rows in object-local coordinates and moves them with its trajectory.
 
-A node kind is one class with:
+A node kind is one class (registered by name in :data:`semdyn.scene.nodes.NODE_KINDS`, which the scene builds its
+nodes from, in that order) with:
 
 - ``kind`` (a name) and ``first_id``/``num_ids`` (the ``node_ids`` values it owns; a batched kind such as the rigid
   objects owns one id per object);
+- :meth:`GaussianNode.build`: its node for a scene's config (None: switched off);
 - :meth:`GaussianNode.gaussians_at`: the rasteriser's inputs for its rows at t;
 - :meth:`GaussianNode.regularization`: its named, weighted loss terms;
 - :meth:`GaussianNode.param_groups`: its own parameters, each group with its learning rate.
@@ -22,7 +24,7 @@ The sky draws no Gaussians; it follows the same ``regularization``/``param_group
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -36,6 +38,23 @@ OBJECT_ID0 = 2
 
 ParamGroups = dict[str, tuple[list[nn.Parameter], float]]
 """Optimiser group name -> (parameters, Adam learning rate)."""
+
+
+@dataclass
+class NodeContext:
+    """What a node kind is built from (:meth:`GaussianNode.build`): the scene's config and its data-derived facts."""
+
+    config: Any
+    """The scene's :class:`semdyn.scene.dynamic.DynamicSceneConfig`."""
+    box: Tensor
+    """[2, 3] the deformation field's box (scene units)."""
+    device: torch.device | str
+    scene_scale: float
+    """The scale of the positions' learning rates."""
+    units_per_metre: float
+    """The sequence's normalisation scale."""
+    duration_s: float | None
+    """The sequence's length in seconds (None: unknown)."""
 
 
 @dataclass
@@ -70,6 +89,11 @@ class GaussianNode(nn.Module):
     def num_ids(self) -> int:
         """How many consecutive ``node_ids`` values, from :attr:`first_id`, this node owns (1 for single nodes)."""
         return 1
+
+    @classmethod
+    def build(cls, ctx: NodeContext) -> GaussianNode | None:
+        """This kind's node for a scene, or None where the config switches it off."""
+        raise NotImplementedError
 
     def rows(self, node_ids: Tensor) -> Tensor:
         """[M] int64 indices of the Gaussians this node owns, given every Gaussian's ``node_ids`` [N]."""

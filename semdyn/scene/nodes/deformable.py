@@ -18,12 +18,22 @@ from torch import Tensor, nn
 
 from semdyn.deform import DeformConfig, make_deformation
 from semdyn.deform.field import Deformation, DeformationField, apply_deformation
-from semdyn.scene.nodes.base import DEFORMABLE_ID, GaussianNode, NodeGaussians, ParamGroups
+from semdyn.scene.nodes.base import DEFORMABLE_ID, GaussianNode, NodeContext, NodeGaussians, ParamGroups
 
 
 class DeformableNode(GaussianNode):
     kind: ClassVar[str] = "deformable"
     first_id = DEFORMABLE_ID
+
+    @classmethod
+    def build(cls, ctx: NodeContext) -> DeformableNode | None:
+        """With a deformation field or temporal visibility (the static baseline has neither)."""
+        c = ctx.config
+        if c.deformation is None and c.visibility is None:
+            return None
+        w = c.losses
+        weights = {"plane_tv": w.plane_tv, "time_smoothness": w.time_smoothness, "time_l1": w.time_l1}
+        return cls(c.deformation, ctx.box.float().to(ctx.device), c.deform_lr, weights, w.velocity)
 
     def __init__(
         self,

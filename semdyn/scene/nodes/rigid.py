@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from semdyn.deform.group_motion import GroupMotionConfig
 from semdyn.deform.quaternion import quat_multiply, quat_to_rotmat
 from semdyn.errors import InputError
-from semdyn.scene.nodes.base import OBJECT_ID0, GaussianNode, NodeGaussians, ParamGroups
+from semdyn.scene.nodes.base import OBJECT_ID0, GaussianNode, NodeContext, NodeGaussians, ParamGroups
 from semdyn.scene.trajectory import bspline_eval, second_difference
 
 
@@ -102,6 +102,14 @@ class RigidObjectsNode(GaussianNode):
 
     kind: ClassVar[str] = "rigid"
     first_id = OBJECT_ID0
+
+    @classmethod
+    def build(cls, ctx: NodeContext) -> RigidObjectsNode | None:
+        """With ``objects`` configured and a deformation field (objects come from lifted moving groups)."""
+        c = ctx.config
+        if c.objects is None or c.deformation is None:
+            return None
+        return cls(c.objects, ctx.scene_scale, ctx.units_per_metre, ctx.duration_s, ctx.device)
 
     def __init__(
         self,
