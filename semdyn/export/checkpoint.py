@@ -91,7 +91,11 @@ def load_run(path: Path, device: str = "auto", data: SceneData | None = None) ->
     model = build_scene(config.model, scene_init_from_data(data), dev, g)
     model.resize_params_to({k: torch.Size(s) for k, s in ckpt["param_shapes"].items()})
     model.resize_graph_to(ckpt.get("graph_shapes", {}))
-    model.load_state_dict(ckpt["model"])
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as err:  # a checkpoint of another model or another semdyn version
+        first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
+        raise InputError(f"{ckpt_path}: does not fit the model its config describes ({first[:200]})") from err
     model.eval()
     n = model.num_gaussians
     state = ckpt.get("strategy_state") or {}
