@@ -364,7 +364,8 @@ class SemdynModel(Model):
             if cfg is None or sequence is None:
                 raise InputError("--pipeline.model.semantics needs the semdyn-data dataparser (it names the sequence)")
             factor = max(round(sequence.frames[0].intrinsics.width / width), 1)
-            self.lifter = SemanticLifter(cfg, load_scene(sequence.root, factor))
+            norm = (self.kwargs.get("metadata") or {}).get("scene_normalization")  # the dataparser's world
+            self.lifter = SemanticLifter(cfg, load_scene(sequence.root, factor, normalization=norm))
             if self._groups is not None:  # resumed: the checkpoint's groups until the next lift
                 self.lifter.groups = self._groups
         return self.lifter

@@ -113,7 +113,12 @@ def _sparse_depth(
     return out
 
 
-def load_scene(path: Path | str, downscale: int = 1, depth_window: float | None = None) -> SceneData:
+def load_scene(
+    path: Path | str,
+    downscale: int = 1,
+    depth_window: float | None = None,
+    normalization: SceneNormalization | None = None,
+) -> SceneData:
     """Load a sequence folder for training and evaluation.
 
     Args:
@@ -121,6 +126,8 @@ def load_scene(path: Path | str, downscale: int = 1, depth_window: float | None 
         downscale: integer factor; images are box-filtered, masks subsampled, intrinsics scaled.
         depth_window: LiDAR points within this much normalised time of a frame count for its sparse
             depth; default half the time between consecutive timestamps.
+        normalization: metres -> scene units; default :func:`compute_normalization`'s (the dataparser's
+            defaults). The nerfstudio model passes the dataparser's own, whatever its options.
 
     Raises:
         DataFormatError: the folder violates the format (names the file and field).
@@ -144,7 +151,7 @@ def load_scene(path: Path | str, downscale: int = 1, depth_window: float | None 
             f"{intr.width // downscale}x{intr.height // downscale} pixels; the core trainer needs at least "
             f"{MIN_SIDE} pixels a side"
         )
-    norm = compute_normalization(seq.camera_to_worlds)
+    norm = compute_normalization(seq.camera_to_worlds) if normalization is None else normalization
     c2w = norm.poses_to_normalized(seq.camera_to_worlds) @ OPENGL_TO_OPENCV
     viewmats = torch.from_numpy(np.linalg.inv(c2w)).float()
     Ks = torch.from_numpy(np.stack([f.intrinsics.matrix() for f in seq.frames])).float()

@@ -285,3 +285,15 @@ def test_viewer_lists_and_draws_the_object_tracks(parsed: dict[str, Any]) -> Non
     step = torch.from_numpy(paths[0].positions[1:] - paths[0].positions[:-1])
     assert float(step.norm(dim=-1).sum()) > 0.1  # it drives: 0.3 units x 0.6 of the sequence, and turns
     assert f"{model.num_gaussians // 3:,} Gaussians" in paths[0].text
+
+
+def test_lifting_renders_in_the_dataparsers_world(tiny_scene: Path) -> None:
+    """With a dataparser option that changes the world (scale_factor), the lifter's cameras are the model's."""
+    outputs = SemdynDataParserConfig(data=tiny_scene, scale_factor=0.5).setup().get_dataparser_outputs("train")
+    model = build_model(dict(outputs=outputs))
+    width = int(outputs.cameras[0].width)
+    data = model.semantic_lifter(width).data
+    frames = outputs.metadata["frame_indices"]
+    viewmats = viewmat_from_camera_to_world(outputs.cameras.camera_to_worlds)
+    torch.testing.assert_close(data.viewmats[frames], viewmats, atol=1e-5, rtol=0)
+    assert data.normalization is outputs.metadata["scene_normalization"]
