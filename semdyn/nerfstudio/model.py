@@ -52,6 +52,7 @@ from semdyn.semantics.groups import SemanticGroups
 from semdyn.semantics.query import relevancy_image
 from semdyn.semantics.training import SemanticLifter, SemanticsConfig
 from semdyn.train.data import load_scene
+from semdyn.train.trainer import TrainingDivergedError
 from semdyn.viewer.colors import id_colors
 from semdyn.viewer.controls import ObjectPath, ViewerControls
 from semdyn.viewer.extras import EXTRA_OUTPUTS, render_extras, render_view, visible_mask
@@ -286,6 +287,12 @@ class SemdynModel(Model):
         losses = self.scene.loss_dict(outputs["scene"], self.gt_rgb(batch)[None], None, step=self.step)
         if "feature_latent" in outputs:
             losses["feature"] = self.feature_loss(outputs["feature_latent"], int(batch["image_idx"]))
+        for name, value in losses.items():
+            if self.training and not torch.isfinite(value):
+                raise TrainingDivergedError(
+                    f"training diverged at step {self.step}: loss term '{name}' is {value.item()}; the checkpoints "
+                    "nerfstudio saved before this step (nerfstudio_models/) are from before it"
+                )
         return losses
 
     def feature_loss(self, latent_image: Tensor, image_idx: int) -> Tensor:
@@ -380,6 +387,12 @@ class SemdynModel(Model):
 
     def _after_step(self, step: int) -> None:
         """Densify after the optimizers stepped, as the core trainer (MCMC scales its noise by the means lr)."""
+        for name, p in self.scene.params.items():  # before nerfstudio saves this step: no checkpoint full of NaN
+            if not torch.isfinite(p.detach().sum()):
+                raise TrainingDivergedError(
+                    f"training diverged at step {step}: Gaussian parameter '{name}' is not finite after the "
+                    "optimiser step (a learning rate too large?); the checkpoints nerfstudio saved before it are kept"
+                )
         if self._meta is None:
             return
         lr = self._optimizers["means"].param_groups[0]["lr"]

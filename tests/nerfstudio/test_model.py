@@ -297,3 +297,26 @@ def test_lifting_renders_in_the_dataparsers_world(tiny_scene: Path) -> None:
     viewmats = viewmat_from_camera_to_world(outputs.cameras.camera_to_worlds)
     torch.testing.assert_close(data.viewmats[frames], viewmats, atol=1e-5, rtol=0)
     assert data.normalization is outputs.metadata["scene_normalization"]
+
+
+def test_divergence_stops_before_a_checkpoint_of_nan(parsed: dict[str, Any]) -> None:
+    """A NaN loss, or a parameter made non-finite by the optimiser step, stops training with one sentence, before
+    nerfstudio would save the broken state."""
+    from semdyn.train.trainer import TrainingDivergedError
+
+    model = build_model(parsed)
+    model.train()
+    camera = with_time(parsed["outputs"].cameras[0:1], 0.3)
+    batch = parsed["dataset"].get_data(0, image_type="uint8")
+    out = model.get_outputs(camera)
+    model.get_loss_dict(out, batch)  # finite: fine
+    with torch.no_grad():
+        model.scene.params["scales"][0] = float("nan")
+    with pytest.raises(TrainingDivergedError, match="'scales' is not finite"):
+        model._after_step(0)
+    with torch.no_grad():
+        model.scene.params["scales"][0] = 0.0
+        model.scene.sky.texture.fill_(float("nan"))  # the loss itself becomes NaN
+    out = model.get_outputs(camera)
+    with pytest.raises(TrainingDivergedError, match="loss term 'rgb' is nan"):
+        model.get_loss_dict(out, batch)
