@@ -35,11 +35,13 @@ class ExportConfig:
     """Drop Gaussians whose opacity at the time is below this (default 1/255: those never change a pixel)."""
     device: str = "auto"
     """auto, cpu or cuda."""
+    data: Path | None = None
+    """The run's sequence folder, where it has moved since training (default: the path in the run's config)."""
 
 
 def main(config: ExportConfig) -> list[Path]:
     """Write ``t<time>.ply`` per time; returns the files."""
-    run = load_run(config.checkpoint, config.device)
+    run = load_run(config.checkpoint, config.device, data_dir=config.data)
     out_dir = config.output_dir or run.checkpoint.parent.parent / "export"
     norm = run.data.normalization if config.units == "metres" else None
     paths = []

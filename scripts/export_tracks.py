@@ -36,10 +36,12 @@ class ExportTracksConfig:
     """Also write <output stem>.png: the tracks from above beside the ground truth."""
     device: str = "auto"
     """auto, cpu or cuda."""
+    data: Path | None = None
+    """The run's sequence folder, where it has moved since training (default: the path in the run's config)."""
 
 
 def main(config: ExportTracksConfig) -> Path:
-    run = load_run(config.checkpoint, config.device)
+    run = load_run(config.checkpoint, config.device, data_dir=config.data)
     truth = eval_tracks(run.data) if run.data.sequence.objects else []
     table = run.groups_table
     tracks = node_tracks(run.model, run.data, table.class_names if table is not None else None, truth)

@@ -59,6 +59,8 @@ class RenderConfig:
     """Group ids to leave out of the render (e.g. every car)."""
     device: str = "auto"
     """auto, cpu or cuda."""
+    data: Path | None = None
+    """The run's sequence folder, where it has moved since training (default: the path in the run's config)."""
 
 
 @torch.no_grad()
@@ -95,7 +97,7 @@ def main(config: RenderConfig) -> dict[str, Path]:
     if not (math.isfinite(config.fps) and config.fps > 0):
         raise InputError(f"--fps {config.fps}: give a positive frame rate")
     check_path_options(config.path)
-    run = load_run(config.checkpoint, config.device)
+    run = load_run(config.checkpoint, config.device, data_dir=config.data)
     path = build_path(config.trajectory, run.data, config.path)
     out_dir = config.output_dir or run.checkpoint.parent.parent / "renders" / config.trajectory
     keep = visible_mask(run.group_ids, run.class_ids, config.hide_groups, ()).to(run.device)

@@ -7,6 +7,7 @@ model are rebuilt, then the weights are loaded.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,10 +22,14 @@ from semdyn.scene.strategy import NODE_IDS, get_labels
 from semdyn.semantics.groups import SemanticGroups
 from semdyn.synth import ensure_scene
 from semdyn.train.data import SceneData, load_scene
+from semdyn.train.resume import FINGERPRINT_KEY, NORMALIZATION_KEY, normalization_from_dict, sequence_fingerprint
 from semdyn.train.trainer import TrainConfig, latest_checkpoint, resolve_device
 
 CLASS_IDS = "class_ids"
 """Strategy-state key of per-Gaussian semantic class ids, int64 [N] (-1 = none), when semantics wrote them."""
+
+
+log = logging.getLogger("semdyn")
 
 
 @dataclass
@@ -73,11 +78,18 @@ def run_config(ckpt_path: Path, ckpt: dict) -> TrainConfig:
     return dataclass_from_dict(TrainConfig, ckpt["config"], where=f"{ckpt_path}: config")
 
 
-def load_run(path: Path, device: str = "auto", data: SceneData | None = None) -> TrainedRun:
+def load_run(
+    path: Path, device: str = "auto", data: SceneData | None = None, data_dir: Path | None = None
+) -> TrainedRun:
     """Rebuild the trained model of a checkpoint (file, or run folder: its newest ``checkpoints/step-*.pt``).
+
+    The sequence is read in the world the run was trained in (the normalisation stored in the checkpoint, not one
+    recomputed from the folder as it is now); a sequence that changed since (another fingerprint) is named in one
+    warning.
 
     Args:
         path: checkpoint file or run folder.
+        data_dir: the sequence folder, where it has moved since training (default: the one in the run's config).
         device: auto, cpu or cuda.
         data: the run's data when already loaded (tests); else loaded from the checkpoint's config.
     """
@@ -85,8 +97,15 @@ def load_run(path: Path, device: str = "auto", data: SceneData | None = None) ->
     ckpt_path, ckpt = read_checkpoint(path, dev)
     config = run_config(ckpt_path, ckpt)
     if data is None:
-        source = config.data if config.data is not None else ensure_scene(config.synth, show_progress=True)
-        data = load_scene(source, config.downscale)
+        source = data_dir or config.data
+        source = source if source is not None else ensure_scene(config.synth, show_progress=True)
+        stored = ckpt.get(NORMALIZATION_KEY)
+        norm = normalization_from_dict(stored, ckpt_path) if stored is not None else None
+        data = load_scene(source, config.downscale, normalization=norm)
+        saved = ckpt.get(FINGERPRINT_KEY)
+        if saved is not None and saved != sequence_fingerprint(data):
+            log.warning("%s: the sequence in %s has changed since this run was trained (frames, poses or split)",
+                        ckpt_path, source)  # fmt: skip
     g = torch.Generator().manual_seed(config.seed)
     model = build_scene(config.model, scene_init_from_data(data), dev, g)
     model.resize_params_to({k: torch.Size(s) for k, s in ckpt["param_shapes"].items()})

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from semdyn.data.sequence import SceneNormalization
 from semdyn.errors import InputError
 from semdyn.train.options import flag
 from semdyn.train.run_dir import checkpoint_step, run_checkpoints
@@ -28,6 +29,27 @@ if TYPE_CHECKING:
 FINGERPRINT_KEY = "sequence"
 """Checkpoint key of :func:`sequence_fingerprint` (absent in checkpoints written before it existed)."""
 REQUIRED_KEYS = {"step", "model", "param_shapes", "config"}
+
+
+NORMALIZATION_KEY = "normalization"
+"""Checkpoint key of the run's metres -> scene units similarity (:func:`normalization_to_dict`), so that a run is
+rendered and exported in the world it was trained in, whatever became of its sequence folder."""
+
+
+def normalization_to_dict(norm: SceneNormalization) -> dict[str, Any]:
+    return {"transform": np.asarray(norm.transform, dtype=np.float64).tolist(), "scale": float(norm.scale)}
+
+
+def normalization_from_dict(d: Any, where: Path) -> SceneNormalization:
+    """The inverse of :func:`normalization_to_dict` (one sentence naming ``where`` when it is not one)."""
+    try:
+        transform = np.asarray(d["transform"], dtype=np.float64)
+        scale = float(d["scale"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise InputError(f"{where}: its stored normalization is unreadable ({type(err).__name__})") from err
+    if transform.shape != (3, 4) or not np.isfinite(transform).all() or not scale > 0:
+        raise InputError(f"{where}: its stored normalization is not a [3, 4] transform with a positive scale")
+    return SceneNormalization(transform=transform, scale=scale)
 
 
 def sequence_fingerprint(data: SceneData) -> str:

@@ -29,7 +29,14 @@ from semdyn.semantics.training import SemanticLifter, SemanticsConfig
 from semdyn.synth import SynthConfig, ensure_scene
 from semdyn.train.data import SceneData, load_scene
 from semdyn.train.options import validate_train_config
-from semdyn.train.resume import FINGERPRINT_KEY, check_resume_fits, read_train_checkpoint, sequence_fingerprint
+from semdyn.train.resume import (
+    FINGERPRINT_KEY,
+    NORMALIZATION_KEY,
+    check_resume_fits,
+    normalization_to_dict,
+    read_train_checkpoint,
+    sequence_fingerprint,
+)
 from semdyn.train.run_dir import checkpoint_step, claim_run_dir, run_checkpoints
 
 log = logging.getLogger("semdyn")
@@ -276,6 +283,7 @@ class Trainer:
             "semantics": self.semantics.state_dict() if self.semantics is not None else None,
             "config": _jsonable(dataclasses.asdict(self.config)),
             FINGERPRINT_KEY: sequence_fingerprint(self.data),
+            NORMALIZATION_KEY: normalization_to_dict(self.data.normalization),
         }
 
     def save(self) -> Path:
