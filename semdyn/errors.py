@@ -39,3 +39,21 @@ class MissingCheckpointError(SemdynError, FileNotFoundError):
         self.path = Path(path)
         text = f"the checkpoint for {option} was not found at {self.path}"
         super().__init__(text + (f"; {hint}" if hint else ""))
+
+
+def unreadable_checkpoint(option: str, path: str | Path, err: BaseException) -> InputError:
+    """The one sentence for a checkpoint file that exists but is not the model's (random bytes, a truncated download,
+    another model's weights): names the option and the file, not the loader's advice."""
+    return InputError(
+        f"{option} {path}: not a readable checkpoint of this model ({type(err).__name__}); download it again"
+    )
+
+
+def read_text(path: str | Path) -> str:
+    """The text of ``path``; one :class:`DataFormatError` naming the file when it is missing or not text."""
+    try:
+        return Path(path).read_text()
+    except UnicodeDecodeError as err:
+        raise DataFormatError(path, "is not a text file (binary or another encoding than UTF-8)") from err
+    except OSError as err:
+        raise DataFormatError(path, f"cannot be read ({err.strerror or type(err).__name__})") from err

@@ -8,6 +8,7 @@ model's hub release). ``random_weights`` builds the model untrained instead (tes
 from __future__ import annotations
 
 import logging
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from semdyn.errors import InputError, MissingCheckpointError
+from semdyn.errors import InputError, MissingCheckpointError, unreadable_checkpoint
 
 log = logging.getLogger("semdyn")
 
@@ -64,7 +65,12 @@ class ClipEncoder:
                     "--clip.pretrained", expected, f"put the {config.model_name} open_clip weights in that file"
                 )
             pretrained = str(config.pretrained)
-        self.model = open_clip.create_model(config.model_name, pretrained=pretrained, device=device).eval()
+        try:
+            self.model = open_clip.create_model(config.model_name, pretrained=pretrained, device=device).eval()
+        except (RuntimeError, EOFError, ValueError, KeyError, pickle.UnpicklingError) as err:
+            if pretrained is None:
+                raise
+            raise unreadable_checkpoint("--clip.pretrained", pretrained, err) from err
         self.tokenizer = open_clip.get_tokenizer(config.model_name)
         self.config = config
         self.device = device

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from semdyn.errors import DataFormatError
+from semdyn.errors import DataFormatError, read_text
 
 DEFAULT_DICTIONARY = Path(__file__).resolve().parents[2] / "configs" / "dictionaries" / "driving.yaml"
 """The default driving vocabulary shipped with semdyn."""
@@ -68,7 +68,7 @@ def load_dictionary(path: Path | str = DEFAULT_DICTIONARY) -> ObjectDictionary:
     if not path.is_file():
         raise DataFormatError(path, "the object dictionary file does not exist")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(read_text(path))
     except yaml.YAMLError as err:
         raise DataFormatError(path, f"not valid YAML ({err.__class__.__name__})") from err
     if not isinstance(raw, dict) or not isinstance(raw.get("entries"), list) or not raw["entries"]:

@@ -8,6 +8,7 @@ it exists for tests and timing only. ``tiny`` is a 128-pixel, one-block model fo
 from __future__ import annotations
 
 import logging
+import pickle
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from semdyn.errors import InputError, MissingCheckpointError
+from semdyn.errors import InputError, MissingCheckpointError, unreadable_checkpoint
 
 log = logging.getLogger("semdyn")
 
@@ -123,7 +124,10 @@ def load_sam(config: SamConfig, device: torch.device, random_weights: bool = Fal
             raise MissingCheckpointError(
                 "--sam.checkpoint", expected, f"download the SAM {config.model_type} release checkpoint to that file"
             )
-        model = sam_model_registry[config.model_type](checkpoint=str(config.checkpoint))
+        try:
+            model = sam_model_registry[config.model_type](checkpoint=str(config.checkpoint))
+        except (RuntimeError, EOFError, ValueError, KeyError, pickle.UnpicklingError) as err:
+            raise unreadable_checkpoint("--sam.checkpoint", config.checkpoint, err) from err
     return model.to(device).eval()
 
 

@@ -52,7 +52,7 @@ from semdyn.data.sources.common import (
     select_range,
     transform_points,
 )
-from semdyn.errors import DataFormatError, InputError
+from semdyn.errors import DataFormatError, InputError, read_text
 
 CAMERAS = ("image_02", "image_03", "image_00", "image_01")
 """Camera folders of a drive: 02/03 colour, 00/01 grey (converted to RGB)."""
@@ -169,7 +169,7 @@ def _load_raw(options: KittiOptions) -> SourceScene:
     indices = list(select_range(count, options.frames, "frames of this drive"))
     base = stamps[indices[0]]
     times = relative_seconds(stamps, base)
-    world_from_imu = oxts_poses([_oxts_record(oxts[i], oxts[i].read_text()) for i in indices])
+    world_from_imu = oxts_poses([_oxts_record(oxts[i], read_text(oxts[i])) for i in indices])
     world_from_velo = world_from_imu @ np.linalg.inv(rig.velo_from_imu)
     frames = _frames(
         rig, cameras, indices, times, world_from_imu, lambda c, i: drive / c / "data" / f"{i:010d}.png", size
@@ -218,7 +218,7 @@ def _load_tracking(options: KittiOptions) -> SourceScene:
     oxts_path = root / "oxts" / f"{sequence}.txt"
     if not oxts_path.is_file():
         raise DataFormatError(oxts_path, "the oxts poses of the sequence are missing")
-    records = [_oxts_record(oxts_path, line) for line in oxts_path.read_text().splitlines() if line.strip()]
+    records = [_oxts_record(oxts_path, line) for line in read_text(oxts_path).splitlines() if line.strip()]
     count = min(len(records), *(len(v) for v in images.values()))
     indices = list(select_range(count, options.frames, f"frames of tracking sequence {sequence}"))
     times = [i * TRACKING_FRAME_SECONDS for i in range(count)]
@@ -279,7 +279,7 @@ def read_calib(path: Path) -> Calib:
     if not path.is_file():
         raise DataFormatError(path, "the KITTI calibration file is missing (pass --calib for another folder)")
     values = {}
-    for line in path.read_text().splitlines():
+    for line in read_text(path).splitlines():
         key, _, value = (
             line.partition(":") if ":" in line else line.strip().partition(" ")
         )  # tracking: "R_rect 1 0 ..."
@@ -295,7 +295,7 @@ def read_timestamps(path: Path) -> list[tuple[int, float]]:
     if not path.is_file():
         raise DataFormatError(path, "the timestamps file is missing")
     out = []
-    for n, line in enumerate(path.read_text().splitlines()):
+    for n, line in enumerate(read_text(path).splitlines()):
         if not line.strip():
             continue
         try:
@@ -363,8 +363,11 @@ def _image_loader(path: Path) -> Callable[[], np.ndarray]:
     def load() -> np.ndarray:
         if not path.is_file():
             raise DataFormatError(path, "the KITTI image is missing")
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+        try:
+            with Image.open(path) as image:
+                return np.asarray(image.convert("RGB"))
+        except (OSError, SyntaxError) as err:  # PIL: not an image, truncated
+            raise DataFormatError(path, f"is not a readable image ({type(err).__name__}: {err})") from err
 
     return load
 
@@ -435,7 +438,7 @@ def _tracking_labels(path: Path, indices: list[int], times: list[float], world_f
         raise DataFormatError(path, "the tracking labels are missing (or pass --no-objects)")
     position = {i: j for j, i in enumerate(indices)}
     rows: dict[int, list[tuple[int, str, list[float]]]] = {}
-    for n, line in enumerate(path.read_text().splitlines()):
+    for n, line in enumerate(read_text(path).splitlines()):
         fields = line.split()
         if not fields:
             continue
