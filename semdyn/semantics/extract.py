@@ -39,7 +39,7 @@ from semdyn.errors import DataFormatError, InputError
 from semdyn.semantics.clip import ClipConfig, ClipEncoder
 from semdyn.semantics.dictionary import DEFAULT_DICTIONARY, ObjectDictionary, load_dictionary
 from semdyn.semantics.matching import mask_index_map, match_to_dictionary, paint_id_map
-from semdyn.semantics.sam import SamConfig, SamMasker
+from semdyn.semantics.sam import SAM_CHECKPOINT_NAMES, SamConfig, SamMasker
 
 log = logging.getLogger("semdyn")
 
@@ -207,11 +207,32 @@ class FrameResult:
     """[H, W] int16 index of the smallest mask covering each pixel (-1 none): the pixel's CLIP feature."""
 
 
+def check_checkpoints(config: ExtractConfig) -> None:
+    """Before loading anything: every model checkpoint the run needs (SAM's for masks=sam, CLIP's always) is a file,
+    or one sentence names all that are not (unless ``random_weights``)."""
+    if config.random_weights:
+        return
+    missing = []
+    if config.masks == "sam" and (config.sam.checkpoint is None or not Path(config.sam.checkpoint).is_file()):
+        where = config.sam.checkpoint or "not set"
+        missing.append(f"--sam.checkpoint ({where}; the SAM {config.sam.model_type} release file, e.g. "
+                       f"{SAM_CHECKPOINT_NAMES.get(config.sam.model_type, 'sam_vit_b_01ec64.pth')})")  # fmt: skip
+    if config.clip.pretrained is None or not Path(config.clip.pretrained).is_file():
+        where = config.clip.pretrained or "not set"
+        missing.append(f"--clip.pretrained ({where}; the {config.clip.model_name} open_clip weights)")
+    if missing:
+        raise InputError(
+            "missing model checkpoints: " + " and ".join(missing) + "; pass local files (nothing is downloaded), "
+            "or --random-weights to test the pipeline with meaningless weights"
+        )
+
+
 class SemanticExtractor:
     """The per-frame pipeline with loaded models (see the module docstring)."""
 
     def __init__(self, config: ExtractConfig, device: torch.device) -> None:
         self.config = config
+        check_checkpoints(config)
         self.dictionary = load_dictionary(config.dictionary)
         self.clip = ClipEncoder(config.clip, device, config.random_weights)
         self.text = self.clip.encode_text(self.dictionary.prompts).cpu()

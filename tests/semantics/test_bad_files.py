@@ -37,3 +37,12 @@ def test_binary_text_files_are_named(tmp_path: Path) -> None:
         load_dictionary(junk)
     with pytest.raises(DataFormatError, match="calib.txt.*cannot be read"):
         read_text(tmp_path / "calib.txt")
+
+
+def test_extraction_without_checkpoints_names_every_missing_one(tmp_path: Path) -> None:
+    from semdyn.semantics.extract import ExtractConfig, check_checkpoints
+
+    cfg = ExtractConfig(data=tmp_path, masks="sam")
+    with pytest.raises(InputError, match=r"--sam.checkpoint \(not set.*and --clip.pretrained \(not set"):
+        check_checkpoints(cfg)
+    check_checkpoints(ExtractConfig(data=tmp_path, masks="sam", random_weights=True))  # explicit: allowed

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semdyn.errors import MissingCheckpointError
+from semdyn.errors import InputError, MissingCheckpointError
 from semdyn.semantics import extract
 from semdyn.semantics.clip import ClipConfig
 from semdyn.semantics.extract import ExtractConfig, extract_sequence, read_cached_id_map, read_id_map
@@ -114,8 +114,8 @@ def test_sam_path_end_to_end_with_a_tiny_random_model(tiny_scene: Path, tmp_path
 
 def test_missing_checkpoints_name_the_option(tiny_scene: Path, tmp_path: Path) -> None:
     cfg = ExtractConfig(data=tiny_scene, output=tmp_path, clip=ClipConfig(pretrained=tmp_path / "nope.bin"))
-    with pytest.raises(MissingCheckpointError, match=r"--clip\.pretrained.*nope\.bin"):
-        extract_sequence(cfg, show_progress=False)
+    with pytest.raises(InputError, match=r"--sam\.checkpoint \(not set.*--clip\.pretrained.*nope\.bin"):
+        extract_sequence(cfg, show_progress=False)  # every missing checkpoint in one sentence, before any load
     from semdyn.semantics.sam import load_sam
 
     with pytest.raises(MissingCheckpointError, match=r"--sam\.checkpoint.*sam_vit_b_01ec64\.pth"):
