@@ -1,6 +1,6 @@
 """Every method on the synthetic scenes, one table (``shared/BENCHMARK.md``), as JSON and Markdown.
 
-    python scripts/benchmark.py                       # CPU profile: seeds 0 1 2, about 30 minutes on 2 cores
+    python scripts/benchmark.py                       # CPU profile: seeds 0 1 2, 3000 steps, ~40 minutes a seed on 2 cores
     python scripts/benchmark.py --profile gpu         # full resolution, full schedule
     python scripts/benchmark.py --masks cache --cache-dir <extract_semantics run>   # semdyn on SAM masks
 
@@ -31,7 +31,7 @@ class BenchmarkConfig:
     """What to run."""
 
     profile: Literal["cpu", "gpu"] = "cpu"
-    """cpu: half resolution, 1000 steps; gpu: full resolution, 30k steps."""
+    """cpu: half resolution, 3000 steps; gpu: full resolution, 30k steps."""
     seeds: tuple[int, ...] = (0, 1, 2)
     """Synthetic scene seeds (one scene per seed; the run's seed too)."""
     methods: tuple[str, ...] = METHODS

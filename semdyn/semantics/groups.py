@@ -48,7 +48,7 @@ class SemanticGroups:
         }
 
     def labels(self, state: Mapping[str, Any], device: torch.device | str | None = None) -> GroupLabels | None:
-        """What the regularizers and the group paths read: the Gaussians' ``group_ids``/``group_conf`` from a
+        """What the regularizers and the scene graph read: the Gaussians' ``group_ids``/``group_conf`` from a
         strategy state with this table's ``is_static``/``is_rigid``, on ``device`` (default: the labels'); None when
         the state holds no labels."""
         labels = get_labels(state)
