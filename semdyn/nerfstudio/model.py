@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from semdyn.errors import InputError
 from semdyn.eval import image as image_metrics
+from semdyn.ops._backend import get_ext
 from semdyn.scene.build import build_scene, scene_init_from_metadata
 from semdyn.scene.dynamic import DynamicScene, DynamicSceneConfig
 from semdyn.scene.nodes import OBJECT_ID0
@@ -132,6 +133,8 @@ class SemdynModel(Model):
         on the CPU: nerfstudio moves the model (parameters and buffers) with ``.to(device)`` afterwards."""
         super().populate_modules()
         metadata = self.kwargs.get("metadata") or {}
+        if not torch.cuda.is_available():  # load the C++ rasteriser here, not in the viewer's render thread, whose
+            get_ext()  # interrupts (a camera move) would cut the import short and leave the viewer without outputs
         generator = torch.Generator().manual_seed(self.config.seed)
         aabb = self.scene_aabb(metadata.get("points3D_xyz"))
         self.scene = build_scene(self.config.scene, scene_init_from_metadata(metadata, aabb), "cpu", generator)

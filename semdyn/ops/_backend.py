@@ -45,7 +45,8 @@ def get_ext() -> ModuleType | None:
             )
             _EXT = build.load(with_cuda=with_cuda)
         except Exception as err:  # a missing compiler or toolkit must not stop rendering
-            _REASON = f"the extension failed to build ({type(err).__name__}: {str(err).splitlines()[0][:200]})"
+            first = (str(err).splitlines() or [""])[0][:200]
+            _REASON = f"the extension failed to build ({type(err).__name__}: {first})"
     if _EXT is None:
         log.warning("semdyn: using the pure-PyTorch rasteriser (slow) because %s", _REASON)
     return _EXT
