@@ -31,6 +31,16 @@ CLASS_IDS = "class_ids"
 
 log = logging.getLogger("semdyn")
 
+_OLD_KEYS = {"deformable.": "nodes.deformable.", "objects.": "nodes.rigid."}
+"""State-dict prefixes of the first scene-graph checkpoints (before the node registry) and what they became."""
+
+
+def _renamed(key: str) -> str:
+    for old, new in _OLD_KEYS.items():
+        if key.startswith(old):
+            return new + key[len(old) :]
+    return key
+
 
 @dataclass
 class TrainedRun:
@@ -110,8 +120,9 @@ def load_run(
     model = build_scene(config.model, scene_init_from_data(data), dev, g)
     model.resize_params_to({k: torch.Size(s) for k, s in ckpt["param_shapes"].items()})
     model.resize_graph_to(ckpt.get("graph_shapes", {}))
+    state_dict = {_renamed(k): v for k, v in ckpt["model"].items()}
     try:
-        model.load_state_dict(ckpt["model"])
+        model.load_state_dict(state_dict)
     except RuntimeError as err:  # a checkpoint of another model or another semdyn version
         first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
         raise InputError(f"{ckpt_path}: does not fit the model its config describes ({first[:200]})") from err
