@@ -102,15 +102,9 @@ def class_ids_of(group_ids: Tensor, group_classes: list[str], vocabulary: tuple[
 @torch.no_grad()
 def positions_at_anchor(model: Any, frame_times: Tensor) -> Tensor:
     """[N, 3] where each Gaussian is when it is most visible: its deformed centre at the frame time nearest its
-    temporal-visibility anchor (normalised time 0.5 for models without visibility)."""
-    means = model.params["means"]
-    times = torch.unique(frame_times.to(means.device))
-    nearest = model.anchor_frame(times)
-    out = means.detach().clone()
-    for j in torch.unique(nearest).tolist():
-        sel = nearest == j
-        out[sel] = model.gaussians_at(float(times[j]))["means"][sel]
-    return out
+    temporal-visibility anchor (normalised time 0.5 for models without visibility); the scene's own
+    :meth:`~semdyn.scene.dynamic.DynamicScene.at_reference`."""
+    return model.at_reference(frame_times)[1]
 
 
 def load_cached_id_maps(cache_dir: Path, data: Any) -> Tensor:

@@ -190,12 +190,14 @@ class RigidObjectsNode(GaussianNode):
         objects = node_ids - OBJECT_ID0
         local_means, local_quats = params["means"][rows], params["quats"][rows]
         times = torch.full_like(local_means[:, 0], float(t))
-        means, quats = self.to_world(local_means, local_quats, objects, times)
-        out = NodeGaussians(means, quats, params["scales"][rows], self.visibility(objects, t))
+        quat_t, centre_t = self.poses(objects, times)
+        means = (quat_to_rotmat(quat_t) @ local_means[..., None]).squeeze(-1) + centre_t
+        out = NodeGaussians(
+            means, quat_multiply(quat_t, local_quats), params["scales"][rows], self.visibility(objects, t)
+        )
         if not self.training and "anchor_time" in params:  # the motion since the row's anchor (viewer, metrics)
-            anchor = params["anchor_time"][rows].detach()
-            then, _ = self.to_world(local_means, local_quats, objects, anchor)
-            quat_t, quat_a = self.poses(objects, times)[0], self.poses(objects, anchor)[0]
+            quat_a, centre_a = self.poses(objects, params["anchor_time"][rows].detach())
+            then = (quat_to_rotmat(quat_a) @ local_means[..., None]).squeeze(-1) + centre_a
             out.dx, out.dr = means - then, quat_multiply(quat_t, quat_conjugate(quat_a))
         return out
 
