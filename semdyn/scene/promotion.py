@@ -10,9 +10,13 @@
 3. Each moving group becomes an object. It keeps the learned trajectory of the old object most of its members came
    from (``inherit_overlap``; one old object goes to at most one new one), else its trajectory starts from the path:
    translation fitted to the path, heading from the path's tangent (carried over where the path is slower than
-   ``min_speed``), about the scene's up axis. Its members are written in its local coordinates.
+   ``min_speed``), about the scene's up axis; where the sequence has timed LiDAR sweeps, that first trajectory is
+   then placed on the object's own returns (:mod:`semdyn.scene.registration`: a box per frame), and members that
+   lie outside the placed box when they are most visible go back to the deformable node. Its members are written
+   in its local coordinates.
 4. Each object also takes the deformable Gaussians inside its extent (the box of its members in its own frame) at
-   the times they are most visible: unlabelled or unsure returns of the car (:func:`_claim_extent`).
+   the times they are most visible: unlabelled or unsure returns of the car; a placed object also the background
+   Gaussians inside its fitted box there (:func:`_claim_extent`).
 5. Confident members of static groups and of rigid groups that do not move (parked cars) join the background; the
    rest (pedestrians, unlabelled, low-confidence, off-path) the deformable node.
 
@@ -32,6 +36,7 @@ from semdyn.deform.group_motion import GroupPaths, estimate_paths, path_at
 from semdyn.deform.regularizers import GroupLabels, deform_mask_from_groups
 from semdyn.scene.nodes.base import BACKGROUND_ID, DEFORMABLE_ID, OBJECT_ID0
 from semdyn.scene.nodes.rigid import RigidObjectsNode
+from semdyn.scene.registration import Sweeps, register_to_sweeps
 from semdyn.scene.trajectory import bspline_eval, fit_bspline
 
 if TYPE_CHECKING:
@@ -131,6 +136,7 @@ def regroup(
     labels: GroupLabels | None,
     frame_times: Tensor,
     optimizers: Mapping[str, torch.optim.Optimizer] | None = None,
+    sweeps: Sweeps | None = None,
 ) -> Tensor:
     """Rebuild the scene's node membership and rigid objects from ``labels`` (see the module docstring).
 
@@ -139,6 +145,8 @@ def regroup(
         labels: the lifted groups of its N Gaussians, or None (everything back to the default node).
         frame_times: [T] normalised frame times of the sequence (a Gaussian is placed at the one nearest its anchor).
         optimizers: the trainer's optimisers by group name (Adam moments of changed rows are reset).
+        sweeps: the sequence's timed LiDAR points; the objects' trajectories are registered to them
+            (:mod:`semdyn.scene.registration`). None: the trajectories stay as the path estimate starts them.
 
     Returns:
         [N] int64 node ids (also set on the scene); the caller stores them in the strategy state.
@@ -171,7 +179,8 @@ def regroup(
             ids[rigid_still] = BACKGROUND_ID
             moving_groups = paths.moving.nonzero().squeeze(1)
     if node is not None:
-        _rebuild_objects(scene, node, paths, moving_groups, labels, old, ids, ref_times, world_means, world_quats)
+        placement = (ref_times, world_means, world_quats, frame_times, sweeps)
+        _rebuild_objects(scene, node, paths, moving_groups, labels, old, ids, *placement)
         changed |= ids >= OBJECT_ID0
         for name in node.param_groups():
             _reset_moments(optimizers, name)
@@ -193,9 +202,11 @@ def _rebuild_objects(
     ref_times: Tensor,
     world_means: Tensor,
     world_quats: Tensor,
+    frame_times: Tensor,
+    sweeps: Sweeps | None,
 ) -> None:
-    """Objects for ``moving_groups`` (inheriting old trajectories where members overlap), members into local
-    coordinates, ``ids`` of the members set."""
+    """Objects for ``moving_groups`` (inheriting old trajectories where members overlap, registered to the
+    ``sweeps`` where given), members into local coordinates, ``ids`` of the members set."""
     old_state = (node.translation.detach().clone(), node.rotation.detach().clone(), node.frame.clone())
     num_old = node.num_objects
     o = int(moving_groups.numel())
@@ -208,6 +219,7 @@ def _rebuild_objects(
         paths, moving_groups, members_of, world_means, ref_times, weights, scene.up, node
     )
     taken: set[int] = set()
+    kept: list[int] = []  # objects that keep a learned trajectory
     for j, rows in enumerate(members_of):
         prev = old[rows] - OBJECT_ID0
         prev = prev[(prev >= 0) & (prev < num_old)]
@@ -217,16 +229,42 @@ def _rebuild_objects(
         best = int(counts.argmax())
         if best not in taken and float(counts[best]) >= node.config.inherit_overlap * rows.numel():
             taken.add(best)
+            kept.append(j)
             translation[j], rotation[j], frame[j] = old_state[0][best], old_state[1][best], old_state[2][best]
+    interval = torch.stack([paths.first[moving_groups], paths.last[moving_groups]], dim=1).clamp(0, 1)
+    size: Tensor | None = None  # [O, 2] the placed objects' boxes (NaN for those that keep a learned trajectory)
+    if sweeps is not None and node.config.registration.enabled:
+        duration = node.duration_s or 1.0
+        placed = register_to_sweeps(
+            translation,
+            rotation,
+            frame,
+            moving_groups,
+            [(world_means[rows], ref_times[rows]) for rows in members_of],
+            interval,
+            sweeps,
+            frame_times,
+            scene.up,
+            scene.units_per_metre,
+            node.config.min_speed * scene.units_per_metre * duration,
+            node.config.registration,
+            node.config.extent_quantile,
+        )
+        new = [j for j in range(o) if j not in kept]  # a learned trajectory is not thrown away
+        translation[new], rotation[new], frame[new] = placed.translation[new], placed.rotation[new], placed.frame[new]
+        size = placed.size.clone()
+        size[kept] = math.nan
     node.resize(o)
     node.translation.data.copy_(translation)
     node.rotation.data.copy_(rotation)
     node.frame.copy_(frame)
     node.group.copy_(moving_groups)
-    node.interval.copy_(torch.stack([paths.first[moving_groups], paths.last[moving_groups]], dim=1).clamp(0, 1))
+    node.interval.copy_(interval)
     for j, rows in enumerate(members_of):
         ids[rows] = OBJECT_ID0 + j
-    _claim_extent(node, ids, world_means, ref_times, node.config.extent_quantile)
+    if size is not None:
+        _release_outside(node, ids, world_means, ref_times, size, node.config.registration.gate)
+    _claim_extent(node, ids, world_means, ref_times, node.config.extent_quantile, size)
     p = scene.params
     for j in range(o):
         rows = (ids == OBJECT_ID0 + j).nonzero().squeeze(1)
@@ -240,29 +278,66 @@ def _rebuild_objects(
         p["quats"].data[rows] = local_q
 
 
-def _claim_extent(node: RigidObjectsNode, ids: Tensor, world_means: Tensor, ref_times: Tensor, quantile: float) -> None:
-    """Give each object the deformable Gaussians that lie inside its extent when they are most visible: the box,
-    in the object's own frame, that holds its labelled members (per axis, from the ``quantile`` to the ``1 -
-    quantile`` of their local coordinates). A car's LiDAR returns that the lift left unlabelled or unsure are on
-    the car at the time they were captured, wherever the car then was: geometry, not labels, decides. Background
-    Gaussians and other objects' members are never taken; where two boxes hold a Gaussian, the first object
-    keeps it."""
-    free = (ids == DEFORMABLE_ID).nonzero().squeeze(1)
+def _release_outside(
+    node: RigidObjectsNode, ids: Tensor, world_means: Tensor, ref_times: Tensor, size: Tensor, gate_m: float
+) -> None:
+    """Members that lie, when they are most visible, farther than ``gate_m`` metres outside their object's box
+    (``size`` [O, 2]: length and width, scene units; NaN: not placed) go back to the deformable node: labelled
+    with the car, but not on it when they were seen."""
+    gate = gate_m * node.units_per_metre
+    for j in range(node.num_objects):
+        if not bool(torch.isfinite(size[j]).all()):
+            continue
+        rows = (ids == OBJECT_ID0 + j).nonzero().squeeze(1)
+        if rows.numel() == 0:
+            continue
+        objects = torch.full_like(rows, j)
+        local, _ = node.to_local(world_means[rows], torch.zeros(rows.numel(), 4, device=rows.device), objects,
+                                 ref_times[rows])  # fmt: skip
+        axes = (local @ node.frame[j])[:, :2]  # forward, left
+        half = 0.5 * size[j].to(axes) + gate
+        ids[rows[(axes.abs() > half).any(dim=-1)]] = DEFORMABLE_ID
+
+
+def _claim_extent(
+    node: RigidObjectsNode,
+    ids: Tensor,
+    world_means: Tensor,
+    ref_times: Tensor,
+    quantile: float,
+    size: Tensor | None = None,
+) -> None:
+    """Give each object the Gaussians that lie inside its extent when they are most visible. The extent is, in the
+    object's own frame, the box that holds its labelled members (per axis, from the ``quantile`` to the ``1 -
+    quantile`` of their local coordinates). Where the object was placed on the sweeps (``size`` [O, 2], length and
+    width, finite), background Gaussians inside both that box and its fitted one are taken too. A car's returns
+    that the lift left unlabelled, unsure or labelled as the road behind it are on the car at the time they were
+    captured, wherever the car then was: geometry, not labels, decides. Other objects' members are never taken;
+    where two boxes hold a Gaussian, the first object keeps it."""
     for j in range(node.num_objects):
         rows = (ids == OBJECT_ID0 + j).nonzero().squeeze(1)
+        placed = size is not None and bool(torch.isfinite(size[j]).all())
+        free = ((ids == DEFORMABLE_ID) | ((ids == BACKGROUND_ID) & placed)).nonzero().squeeze(1)
         if rows.numel() < 8 or free.numel() == 0:
             continue
         objects = torch.full_like(rows, j)
         local, _ = node.to_local(world_means[rows], torch.zeros(rows.numel(), 4, device=rows.device), objects,
                                  ref_times[rows])  # fmt: skip
+        axes = node.frame[j].to(local)
+        local = local @ axes  # forward, left, up
         q = torch.tensor([quantile, 1 - quantile], device=local.device, dtype=local.dtype)
         lo, hi = torch.quantile(local, q, dim=0)
-        cand = free[ids[free] == DEFORMABLE_ID]
-        objects = torch.full_like(cand, j)
-        there, _ = node.to_local(world_means[cand], torch.zeros(cand.numel(), 4, device=cand.device), objects,
-                                 ref_times[cand])  # fmt: skip
+        objects = torch.full_like(free, j)
+        there, _ = node.to_local(world_means[free], torch.zeros(free.numel(), 4, device=free.device), objects,
+                                 ref_times[free])  # fmt: skip
+        there = there @ axes
         inside = ((there >= lo) & (there <= hi)).all(dim=-1)
-        ids[cand[inside]] = OBJECT_ID0 + j
+        if placed:  # background only inside the fitted box as well (never a neighbour's parked car)
+            assert size is not None
+            half = 0.5 * size[j].to(local)
+            in_box = (there[:, :2].abs() <= half).all(dim=-1)
+            inside &= in_box | (ids[free] == DEFORMABLE_ID)
+        ids[free[inside]] = OBJECT_ID0 + j
 
 
 __all__ = ["initial_trajectories", "regroup"]

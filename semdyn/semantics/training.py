@@ -32,6 +32,7 @@ from semdyn.deform.regularizers import GroupLabels
 from semdyn.errors import DataFormatError, InputError
 from semdyn.scene.nodes.base import BACKGROUND_ID, OBJECT_ID0
 from semdyn.scene.promotion import regroup
+from semdyn.scene.registration import Sweeps
 from semdyn.scene.strategy import CLASS_IDS, NODE_IDS, set_labels
 from semdyn.semantics.dictionary import DEFAULT_DICTIONARY, load_dictionary
 from semdyn.semantics.feature_field import (
@@ -50,6 +51,7 @@ from semdyn.semantics.groups import (
 )
 from semdyn.semantics.instances import connected_components
 from semdyn.semantics.lifting import LiftResult, RenderTopK, decide, lift_labels, lift_sparse_votes
+from semdyn.semantics.sweep_labels import label_points
 from semdyn.semantics.tracking import (
     TrackTable,
     split_by_conflicts,
@@ -176,6 +178,7 @@ class SemanticLifter:
         if self.dictionary is not None and config.instances == "tracks":
             self.tracks, self.track_conflicts = self._track_views()
         self.last_result: LiftResult | None = None
+        self._sweep_groups: Tensor | None = None
         self.decoder: FeatureDecoder | None = None
         self.decoder_optimizer: torch.optim.Optimizer | None = None
         self.feature_targets: PixelTargets | None = None
@@ -276,11 +279,26 @@ class SemanticLifter:
         log.info(
             "semantics: lifted %d of %d Gaussians into %d groups", labelled, len(group_ids), self.groups.num_groups
         )
-        state[NODE_IDS] = regroup(model, self.groups.labels(state), d.times, optimizers)
+        state[NODE_IDS] = regroup(model, self.groups.labels(state), d.times, optimizers, self._sweeps())
         objects = model.objects.num_objects if model.objects is not None else 0
         members = int((state[NODE_IDS] >= OBJECT_ID0).sum())
         log.info("scene graph: %d rigid objects (%d Gaussians), %d in the background", objects, members,
                  int((state[NODE_IDS] == BACKGROUND_ID).sum()))  # fmt: skip
+
+    def _sweeps(self) -> Sweeps | None:
+        """The sequence's timed LiDAR points for placing the rigid objects, with each point's group where the ID
+        maps name the groups (instance masks); None without timed points."""
+        d = self.data
+        if d.points is None or d.point_times is None:
+            return None
+        if self._sweep_groups is None and self.dictionary is None and self.groups is not None:
+            distinct = torch.unique(d.times)
+            window = 0.5 * float(torch.diff(distinct).min()) if distinct.numel() > 1 else 1.0
+            values = label_points(
+                d.points, d.point_times, d.times, d.viewmats, d.Ks, self.id_maps, d.train_idx.tolist(), window
+            )
+            self._sweep_groups = labels_to_group_index(values, self.groups.source_ids)
+        return Sweeps(d.points, d.point_times, torch.linalg.inv(d.viewmats)[:, :3, 3], d.times, self._sweep_groups)
 
     def _lift_instances(
         self, model: Any, render_topk: RenderTopK, views: list[int], show_progress: bool

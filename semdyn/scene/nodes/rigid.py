@@ -26,6 +26,7 @@ from semdyn.deform.group_motion import GroupMotionConfig
 from semdyn.deform.quaternion import quat_multiply, quat_to_rotmat
 from semdyn.errors import InputError
 from semdyn.scene.nodes.base import OBJECT_ID0, GaussianNode, NodeContext, NodeGaussians, ParamGroups
+from semdyn.scene.registration import RegistrationConfig
 from semdyn.scene.trajectory import bspline_eval, second_difference
 
 
@@ -58,6 +59,8 @@ class RigidObjectsConfig:
     its members belonged to that object (else its trajectory starts again from the path estimate)."""
     paths: GroupMotionConfig = field(default_factory=GroupMotionConfig)
     """The robust path estimate that finds the moving groups, their members and the first trajectory."""
+    registration: RegistrationConfig = field(default_factory=RegistrationConfig)
+    """After each lift, the trajectories are registered to the LiDAR sweeps (where the sequence has them)."""
 
     def __post_init__(self) -> None:
         checks = [
