@@ -1,11 +1,14 @@
 """Command lines of ``ns-train`` with semdyn's methods drawn by hypothesis, and the property they must all have:
 exit 0, or exit 2 with one error line (no traceback). The suite parses and validates a few
-(``test_ns_cli.py``); ``scripts/fuzz_cli.py --ns-parse N --ns-runs M`` checks thousands and whole runs. The parts
+(``test_ns_cli.py``); ``scripts/fuzz_cli.py --ns-parse N --ns-runs M`` checks thousands, and whole runs. The parts
 shared with the core trainer's fuzzer are in ``tests/cli_fuzz_common.py``."""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from functools import cache
@@ -73,22 +76,21 @@ def as_under_ns_train() -> Iterator[None]:
         raise SystemExit(EXIT_CODE) from None
 
 
-def run_ns(args: list[str]) -> tuple[int, str]:
-    """Run ``ns-train <args>`` in this process (nerfstudio's main on the parsed config); one of our errors ends as
-    under ``ns-train``, where :mod:`semdyn.nerfstudio.errors`'s hook prints it: one line, exit 2."""
-    from nerfstudio.scripts.train import main
-
-    def entry() -> None:
-        config = parse_ns(args)
-        with as_under_ns_train():
-            main(config)
-
-    return run_captured(entry)
+def run_ns(args: list[str], timeout: float = 600) -> tuple[int, str]:
+    """Run ``ns-train <args>`` in a subprocess, as a user does (nerfstudio keeps its writers in module globals, so
+    runs in one process would share them; and our errors' hook acts only where Python exits); returns its exit code
+    and what it printed (stdout + stderr)."""
+    root = str(Path(__file__).resolve().parents[2])
+    env = os.environ | {"PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    res = subprocess.run([sys.executable, "-m", "nerfstudio.scripts.train", *args], capture_output=True, text=True,
+                         timeout=timeout, env=env)  # fmt: skip
+    return res.returncode, res.stdout + res.stderr
 
 
 def check_ns_command_line(options: list[str], data: Path, parse_only: bool = False) -> None:
-    """The property (:func:`tests.cli_fuzz_common.check_outcome`); ``parse_only`` stops after parse + validation
-    (tyro builds the config, which validates itself) and the checks before nerfstudio writes anything."""
+    """The property (:func:`tests.cli_fuzz_common.check_outcome`); ``parse_only`` parses in this process and stops
+    after validation (tyro builds the config, which validates itself) and the checks before nerfstudio writes
+    anything; otherwise ``ns-train`` runs whole in a subprocess."""
     with tempfile.TemporaryDirectory() as out:
         args = [*options, "--data", str(data), "--output-dir", out, "--vis", "tensorboard"]
         if not parse_only:
