@@ -28,10 +28,11 @@ def as_arg(value: object) -> str:
 
 def draw_options(draw: st.DrawFn, choices: Mapping[str, st.SearchStrategy], rare: bool = False) -> list[str]:
     """``--name value`` for each option of ``choices``, present in one draw of two (``rare``: of ten, so that most
-    command lines get through validation and run)."""
+    command lines get through validation and run). Absent is the simplest draw: hypothesis starts from, and
+    shrinks to, few options."""
     args: list[str] = []
     for name, strategy in choices.items():
-        if draw(st.integers(0, 9)) == 0 if rare else draw(st.booleans()):
+        if draw(st.integers(0, 9)) == 9 if rare else draw(st.booleans()):
             args += [name, as_arg(draw(strategy))]
     return args
 
