@@ -17,6 +17,7 @@ from rich.progress import track
 from semdyn.errors import SemdynError
 from semdyn.export import export_ply, load_run, parse_times
 from semdyn.export.ply import MIN_VISIBLE_OPACITY, Units
+from semdyn.outputs import make_output_folder
 
 
 @dataclass
@@ -42,7 +43,7 @@ class ExportConfig:
 def main(config: ExportConfig) -> list[Path]:
     """Write ``t<time>.ply`` per time; returns the files."""
     run = load_run(config.checkpoint, config.device, data_dir=config.data)
-    out_dir = config.output_dir or run.checkpoint.parent.parent / "export"
+    out_dir = make_output_folder(config.output_dir or run.checkpoint.parent.parent / "export", "--output-dir")
     norm = run.data.normalization if config.units == "metres" else None
     paths = []
     for t in track(parse_times(config.times, run.data.times.numpy()), description="exporting"):
@@ -57,5 +58,5 @@ if __name__ == "__main__":
     try:
         main(tyro.cli(ExportConfig))
     except SemdynError as err:
-        Console().print(f"[bold red]error:[/bold red] {err}")
+        Console().print(f"[bold red]error:[/bold red] {err}", soft_wrap=True)  # one line, however long
         sys.exit(2)

@@ -21,6 +21,7 @@ from rich.table import Table
 from semdyn.errors import SemdynError
 from semdyn.eval.tracks import node_tracks, track_errors, write_tracks
 from semdyn.export import load_run
+from semdyn.outputs import make_output_folder
 from semdyn.semantics.evaluate import eval_tracks
 
 
@@ -42,11 +43,12 @@ class ExportTracksConfig:
 
 def main(config: ExportTracksConfig) -> Path:
     run = load_run(config.checkpoint, config.device, data_dir=config.data)
+    out = config.output or run.checkpoint.parent.parent / "tracks.json"
+    make_output_folder(out.parent, "--output")
     truth = eval_tracks(run.data) if run.data.sequence.objects else []
     table = run.groups_table
     tracks = node_tracks(run.model, run.data, table.class_names if table is not None else None, truth)
     errors = track_errors(tracks, truth) if truth else {}
-    out = config.output or run.checkpoint.parent.parent / "tracks.json"
     meta = {"checkpoint": str(run.checkpoint), "step": run.step, "errors_against_ground_truth": errors}
     write_tracks(out, tracks, meta)
     view = Table(title=f"{len(tracks)} object tracks -> {out}")
@@ -100,5 +102,5 @@ if __name__ == "__main__":
     try:
         main(tyro.cli(ExportTracksConfig))
     except SemdynError as err:
-        Console().print(f"[bold red]error:[/bold red] {err}")
+        Console().print(f"[bold red]error:[/bold red] {err}", soft_wrap=True)  # one line, however long
         sys.exit(2)

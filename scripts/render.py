@@ -29,6 +29,7 @@ from rich.progress import track
 
 from semdyn.errors import InputError, SemdynError
 from semdyn.export import TrainedRun, load_run
+from semdyn.outputs import make_output_folder
 from semdyn.paths import CameraPath, write_camera_path_json
 from semdyn.paths.build import Kind, PathOptions, build_path, check_path_options
 from semdyn.train.evaluate import colorize_depth
@@ -100,6 +101,7 @@ def main(config: RenderConfig) -> dict[str, Path]:
     run = load_run(config.checkpoint, config.device, data_dir=config.data)
     path = build_path(config.trajectory, run.data, config.path)
     out_dir = config.output_dir or run.checkpoint.parent.parent / "renders" / config.trajectory
+    make_output_folder(out_dir, "--output-dir")
     keep = visible_mask(run.group_ids, run.class_ids, config.hide_groups, ()).to(run.device)
     written = {"camera_path": write_camera_path_json(out_dir / "camera_path.json", path, config.fps,
                                                      {"trajectory": config.trajectory})}  # fmt: skip
@@ -133,5 +135,5 @@ if __name__ == "__main__":
         for key, file in main(cfg).items():
             console.print(f"{key}: {file}  ({file.stat().st_size / 1e6:.2f} MB)")
     except SemdynError as err:
-        console.print(f"[bold red]error:[/bold red] {err}")
+        console.print(f"[bold red]error:[/bold red] {err}", soft_wrap=True)  # one line, however long
         sys.exit(2)

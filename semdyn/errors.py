@@ -41,6 +41,11 @@ class MissingCheckpointError(SemdynError, FileNotFoundError):
         super().__init__(text + (f"; {hint}" if hint else ""))
 
 
+def error_line(err: BaseException) -> str:
+    """The one line an entry point prints for one of our errors (``error: <sentence>``), newlines folded."""
+    return "error: " + " ".join(str(err).split("\n"))
+
+
 def unreadable_checkpoint(option: str, path: str | Path, err: BaseException) -> InputError:
     """The one sentence for a checkpoint file that exists but is not the model's (random bytes, a truncated download,
     another model's weights): names the option and the file, not the loader's advice."""

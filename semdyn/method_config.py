@@ -18,20 +18,19 @@ from typing import Any
 
 from nerfstudio.configs.base_config import MachineConfig, ViewerConfig
 from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanagerConfig
-from nerfstudio.engine.optimizers import AdamOptimizerConfig
-from nerfstudio.engine.schedulers import ExponentialDecayScheduler, ExponentialDecaySchedulerConfig
-from nerfstudio.engine.trainer import TrainerConfig
 from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
-from torch.optim import Optimizer, lr_scheduler
 
 from semdyn import presets
 from semdyn.data.nerfstudio_dataparser import SemdynDataParserConfig
+from semdyn.nerfstudio.errors import install_error_hook
 from semdyn.nerfstudio.model import SemdynModelConfig
-from semdyn.scene.build import optimizer_rates
-from semdyn.scene.dynamic import DynamicSceneConfig
-from semdyn.semantics.feature_field import LATENT_KEY, FeatureFieldConfig
-from semdyn.semantics.training import SemanticsConfig
+from semdyn.nerfstudio.optimizers import (  # noqa: F401  (the schedulers: where config.yml files of earlier runs find them)
+    FloatExponentialDecayScheduler,
+    FloatExponentialDecaySchedulerConfig,
+    optimizers,
+)
+from semdyn.nerfstudio.trainer_config import SemdynTrainerConfig, preset_settings
 from semdyn.synth import SynthConfig, ensure_scene
 from semdyn.train.trainer import TrainConfig
 
@@ -54,57 +53,10 @@ class SemdynDatamanagerConfig(FullImageDatamanagerConfig):
         return super().setup(**kwargs)
 
 
-class FloatExponentialDecayScheduler(ExponentialDecayScheduler):
-    """nerfstudio's exponential decay with Python-float rates.
-
-    nerfstudio 1.1.5 computes the rates with numpy; numpy scalars then land in the checkpoint, which the weights-only
-    ``torch.load`` of torch >= 2.6 (nerfstudio's eval_setup: ns-viewer, ns-render, ns-eval; and --load-dir) refuses.
-    """
-
-    def get_scheduler(self, optimizer: Optimizer, lr_init: float) -> lr_scheduler.LRScheduler:
-        numpy_multiplier = super().get_scheduler(optimizer, lr_init).lr_lambdas[0]
-        return lr_scheduler.LambdaLR(optimizer, lr_lambda=lambda step: float(numpy_multiplier(step)))
-
-
-@dataclass
-class FloatExponentialDecaySchedulerConfig(ExponentialDecaySchedulerConfig):
-    """Exponential decay from lr to lr_final over max_steps (nerfstudio's, with checkpoint-safe float rates)."""
-
-    _target: type = field(default_factory=lambda: FloatExponentialDecayScheduler)
-    """Target class to instantiate."""
-
-
-def optimizers(
-    scene: DynamicSceneConfig, max_steps: int, semantics: SemanticsConfig | None = None
-) -> dict[str, dict[str, Any]]:
-    """One Adam (eps 1e-15) per parameter group at the core's rates (as :class:`semdyn.train.Trainer`).
-
-    The centres decay exponentially from ``lrs.means`` to ``lrs.means_final`` over ``max_steps`` (splatfacto's
-    schedule; the core multiplies both by the scene scale, which is 1 in the dataparser's normalised world). The
-    feature field's latent and decoder groups are always listed (at ``semantics.feature_field``'s rates, else the
-    defaults), so that a feature field switched on from the command line finds its optimizers.
-    """
-
-    def adam(lr: float, scheduler: FloatExponentialDecaySchedulerConfig | None = None) -> dict[str, Any]:
-        return {"optimizer": AdamOptimizerConfig(lr=lr, eps=1e-15), "scheduler": scheduler}
-
-    lrs = scene.lrs
-    # as the scene's components own them; every group a default scene has is listed too, so that a component switched
-    # on from the command line (a deformation field for semdyn-static) finds its optimiser
-    rates = optimizer_rates(DynamicSceneConfig()) | optimizer_rates(scene)
-    groups = {key: adam(lr) for key, lr in rates.items()}
-    groups["means"] = adam(
-        lrs.means, FloatExponentialDecaySchedulerConfig(lr_final=lrs.means_final, max_steps=max_steps)
-    )
-    ff = (semantics.feature_field if semantics is not None else None) or FeatureFieldConfig()
-    groups[LATENT_KEY] = adam(ff.latent_lr)
-    groups["feature_decoder"] = adam(ff.decoder_lr)
-    return groups
-
-
-def trainer_config(name: str, preset: TrainConfig, device: str = "cuda") -> TrainerConfig:
+def trainer_config(name: str, preset: TrainConfig, device: str = "cuda") -> SemdynTrainerConfig:
     """nerfstudio's run of a core preset: its model, step count and downscale (the datamanager's resolution)."""
-    return TrainerConfig(
+    groups = optimizers(preset.model, preset.max_steps, preset.semantics)
+    return SemdynTrainerConfig(
         method_name=name,
         steps_per_eval_image=100,
         steps_per_eval_batch=0,
@@ -123,11 +75,14 @@ def trainer_config(name: str, preset: TrainConfig, device: str = "cuda") -> Trai
             ),
             model=SemdynModelConfig(scene=preset.model, seed=preset.seed, semantics=preset.semantics),
         ),
-        optimizers=optimizers(preset.model, preset.max_steps, preset.semantics),
+        optimizers=groups,
+        preset_optimizers=preset_settings(groups),
         viewer=ViewerConfig(num_rays_per_chunk=1 << 15),
         vis="viewer",
     )
 
+
+install_error_hook()  # ns-train imports this module to find the methods: our errors end in one line there
 
 semdyn_method = MethodSpecification(
     config=trainer_config("semdyn", presets.full_preset()),

@@ -100,8 +100,9 @@ class SemdynModelConfig(ModelConfig):
     _target: type = field(default_factory=lambda: SemdynModel)
     """Target class to instantiate."""
     scene: DynamicSceneConfig = field(default_factory=DynamicSceneConfig)
-    """The core model: init, deformation, sky, render, densify and loss weights. Its lrs/deform_lr are read when a
-    method config builds its optimizers (semdyn.method_config); change rates later with --optimizers.<group>."""
+    """The core model: init, deformation, sky, render, densify and loss weights. The optimizers train at its rates
+    (lrs, deform_lr, ...) as given on the command line; --optimizers.<group>.optimizer.lr changes one group alone
+    (semdyn.nerfstudio.optimizers)."""
     seed: int = 0
     """Seeds the initial Gaussians (subsampling, random points, colours and rotations)."""
     aabb_from_points: bool = True

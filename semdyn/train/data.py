@@ -87,8 +87,13 @@ def _load_image(path: Path, factor: int) -> np.ndarray:
 
 
 def _load_mask(path: Path, factor: int) -> np.ndarray:
+    """The ids at the centre of each ``factor`` x ``factor`` block that :func:`_load_image` averages (the same
+    ``floor(size / factor)`` blocks: a factor that does not divide the size drops the last row and column)."""
     arr = np.asarray(decode_image(path)).astype(np.int32)
-    return arr[factor // 2 :: factor, factor // 2 :: factor] if factor > 1 else arr
+    if factor == 1:
+        return arr
+    h, w = (arr.shape[0] // factor) * factor, (arr.shape[1] // factor) * factor
+    return arr[factor // 2 : h : factor, factor // 2 : w : factor]
 
 
 def _sparse_depth(

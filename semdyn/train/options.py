@@ -50,7 +50,8 @@ def check_numbers(obj: Any, path: tuple[str, ...] = ()) -> None:
             raise InputError(f"{flag(*path)} {obj}: a learning rate must be in (0, {MAX_LR:g}]")
 
 
-def _at_least(value: Any, low: int, name: str, meaning: str) -> None:
+def at_least(value: Any, low: int, name: str, meaning: str) -> None:
+    """Refuse ``value`` (the option ``--<name>``) unless it is an integer of at least ``low``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise InputError(f"{flag(name)} {value!r}: {meaning}")
 
@@ -62,12 +63,12 @@ def validate_train_config(config: TrainConfig) -> None:
     every number of the tree (:func:`check_numbers`). Image-size limits (``--downscale`` larger than the images)
     are checked by :func:`semdyn.train.data.load_scene`, which knows the image size.
     """
-    _at_least(config.max_steps, 1, "max_steps", "train at least one step")
-    _at_least(config.downscale, 1, "downscale", "give a positive integer image downscale factor")
-    _at_least(config.steps_per_save, 1, "steps_per_save", "save at least every step (a positive number of steps)")
-    _at_least(config.keep_checkpoints, 1, "keep_checkpoints", "keep at least one checkpoint")
-    _at_least(config.log_every, 1, "log_every", "log every positive number of steps")
-    _at_least(config.seed, 0, "seed", f"give a seed in [0, {MAX_SEED}]")
+    at_least(config.max_steps, 1, "max_steps", "train at least one step")
+    at_least(config.downscale, 1, "downscale", "give a positive integer image downscale factor")
+    at_least(config.steps_per_save, 1, "steps_per_save", "save at least every step (a positive number of steps)")
+    at_least(config.keep_checkpoints, 1, "keep_checkpoints", "keep at least one checkpoint")
+    at_least(config.log_every, 1, "log_every", "log every positive number of steps")
+    at_least(config.seed, 0, "seed", f"give a seed in [0, {MAX_SEED}]")
     if config.seed > MAX_SEED:
         raise InputError(f"--seed {config.seed}: give a seed in [0, {MAX_SEED}]")
     if not isinstance(config.device, str) or not DEVICE.fullmatch(config.device):
@@ -78,4 +79,4 @@ def validate_train_config(config: TrainConfig) -> None:
     check_numbers(config)
 
 
-__all__ = ["check_numbers", "flag", "validate_train_config"]
+__all__ = ["at_least", "check_numbers", "flag", "validate_train_config"]

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from semdyn.errors import InputError
+from semdyn.outputs import make_output_folder
 
 log = logging.getLogger("semdyn")
 
@@ -105,15 +106,6 @@ def _unlock(run_dir: Path, fd: int) -> None:
     os.close(fd)
 
 
-def _check_writable(run_dir: Path) -> None:
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise InputError(f"cannot create the run folder {run_dir} ({err.strerror}); pick another --output-dir") from err
-    if not os.access(run_dir, os.W_OK | os.X_OK):
-        raise InputError(f"the run folder {run_dir} is not writable; pick another --output-dir")
-
-
 def existing_run(run_dir: Path) -> Path | None:
     """What shows that ``run_dir`` holds a run (its newest checkpoint, or metrics.json), or None."""
     ckpts = run_checkpoints(run_dir)
@@ -181,7 +173,7 @@ def claim_run_dir(run_dir: Path, load_dir: Path | None = None, overwrite: bool =
         finally:
             _held[key][1] -= 1
         return
-    _check_writable(run_dir)
+    make_output_folder(run_dir, "--output-dir")
     fd = _lock(run_dir)
     _held[key] = [fd, 1]
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -42,6 +43,17 @@ def test_a_downscale_beyond_the_image_is_one_sentence(tiny_scene: Path) -> None:
     """Before: a traceback from avg_pool2d."""
     with pytest.raises(InputError, match=r"--downscale 1000 leaves 128x80 images at 0x0 pixels"):
         load_scene(tiny_scene, 1000)
+
+
+def test_a_downscale_that_does_not_divide_the_image_keeps_the_masks(tiny_scene: Path) -> None:
+    """Found by scripts/fuzz_cli.py: --downscale 3 of 128x80 images refused the sequence ("mask size (27, 43) !=
+    image (26, 42)"): images are pooled in floor(size / 3) blocks, masks were sampled from every third pixel."""
+    data = load_scene(tiny_scene, 3)
+    assert data.images.shape[1:3] == (26, 42)
+    assert data.instance_masks is not None and data.instance_masks.shape[1:] == (26, 42)
+    full = load_scene(tiny_scene)
+    assert full.instance_masks is not None
+    assert torch.equal(data.instance_masks, full.instance_masks[:, 1:78:3, 1:126:3])  # the centre of each 3x3 block
 
 
 def test_the_cli_prints_one_error_line_with_exit_2(tiny_scene: Path, tmp_path: Path) -> None:
