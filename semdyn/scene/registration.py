@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from semdyn.errors import InputError
-from semdyn.scene.trajectory import bspline_eval, fit_bspline, so3_exp
+from semdyn.scene.trajectory import bspline_eval, fit_bspline, so3_exp, unwrap_angles
 
 
 @dataclass(frozen=True)
@@ -167,12 +167,6 @@ def _nearest_axis(angle: Tensor, travel: Tensor) -> Tensor:
     return travel + diff[diff.abs().argmin()]
 
 
-def _unwrap(angle: Tensor) -> Tensor:
-    """[T] angles made continuous (steps folded into (-pi, pi])."""
-    step = torch.remainder(torch.diff(angle) + math.pi, 2 * math.pi) - math.pi
-    return torch.cat([angle[:1], angle[:1] + step.cumsum(0)])
-
-
 def _fill_nearest(values: Tensor, valid: Tensor) -> Tensor:
     """[T] ``values`` with invalid entries replaced by the nearest valid one."""
     idx = torch.arange(values.shape[0], device=values.device)
@@ -233,13 +227,13 @@ def _boxes(
         moving = ok & (vel.norm(dim=-1) >= min_speed)
         if not bool(moving.any()):
             moving = ok
-        travel = _fill_nearest(_unwrap(torch.atan2(vel[:, 1], vel[:, 0])), moving)
+        travel = _fill_nearest(unwrap_angles(torch.atan2(vel[:, 1], vel[:, 0])), moving)
         heading = travel.clone()
         for s, c in enumerate(clouds):
             if c.shape[0] >= 2 * config.min_points:
                 axis = _rectangle_heading(c[:, :2] - mid[s, :2], config.heading_steps)
                 heading[s] = _nearest_axis(axis, travel[s])
-        heading = _unwrap(heading)
+        heading = unwrap_angles(heading)
     cos, sin = torch.cos(heading), torch.sin(heading)
     quant = torch.tensor([config.end_quantile, 1 - config.end_quantile], dtype=dt, device=dev)
     low = torch.zeros(n, 2, dtype=dt, device=dev)
@@ -329,7 +323,7 @@ def register_to_sweeps(
         ids = torch.full_like(ts, j, dtype=torch.int64)
         centre0 = bspline_eval(trans, ids, ts)
         forward0 = (so3_exp(bspline_eval(rots, ids, ts)) @ frame[j, :, 0]) @ basis  # [S, 3]
-        heading0 = _unwrap(torch.atan2(forward0[:, 1], forward0[:, 0]))
+        heading0 = unwrap_angles(torch.atan2(forward0[:, 1], forward0[:, 0]))
         if labels is not None:
             mine = labels == int(groups[j])
             clouds = [points[idx[mine[idx]]] @ basis for idx in (per_frame[f] for f in seen.tolist())]

@@ -15,6 +15,8 @@ Everything is batched over objects and times: no Python loop over objects.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -94,6 +96,12 @@ def so3_angle(rot: Tensor) -> Tensor:
     return torch.acos(((trace - 1) / 2).clamp(-1.0, 1.0))
 
 
+def unwrap_angles(angle: Tensor) -> Tensor:
+    """``angle`` [..., M] (radians) made continuous along its last axis (steps folded into (-pi, pi])."""
+    step = torch.remainder(torch.diff(angle, dim=-1) + math.pi, 2 * math.pi) - math.pi
+    return torch.cat([angle[..., :1], angle[..., :1] + step.cumsum(-1)], dim=-1)
+
+
 def second_difference(ctrl: Tensor) -> Tensor:
     """[O, K - 2, D] second differences of control points ``ctrl`` [O, K, D] (the spline's acceleration, up to the
     factor (K - 3)^2)."""
@@ -108,4 +116,5 @@ __all__ = [
     "second_difference",
     "so3_angle",
     "so3_exp",
+    "unwrap_angles",
 ]
