@@ -138,7 +138,7 @@ def regroup(
         labels: the lifted groups of its N Gaussians, or None (everything back to the default node).
         frame_times: [T] normalised frame times of the sequence (a Gaussian is placed at the one nearest its anchor).
         optimizers: the trainer's optimisers by group name (Adam moments of changed rows are reset).
-        sweeps: the sequence's timed LiDAR points; the objects' trajectories are registered to them
+        sweeps: the sequence's timed LiDAR points; new objects are placed on their returns
             (:mod:`semdyn.scene.registration`). None: the trajectories stay as the path estimate starts them.
 
     Returns:

@@ -60,7 +60,7 @@ class RigidObjectsConfig:
     paths: GroupMotionConfig = field(default_factory=GroupMotionConfig)
     """The robust path estimate that finds the moving groups, their members and the first trajectory."""
     registration: RegistrationConfig = field(default_factory=RegistrationConfig)
-    """After each lift, the trajectories are registered to the LiDAR sweeps (where the sequence has them)."""
+    """After each lift, new objects are placed on their LiDAR returns (where the sequence has timed sweeps)."""
 
     def __post_init__(self) -> None:
         checks = [
