@@ -37,21 +37,10 @@ from semdyn.deform.regularizers import GroupLabels, deform_mask_from_groups
 from semdyn.scene.nodes.base import BACKGROUND_ID, DEFORMABLE_ID, OBJECT_ID0
 from semdyn.scene.nodes.rigid import RigidObjectsNode
 from semdyn.scene.registration import Sweeps, register_to_sweeps
-from semdyn.scene.trajectory import bspline_eval, fit_bspline, unwrap_angles
+from semdyn.scene.trajectory import bspline_eval, fill_nearest_valid, fit_bspline, unwrap_angles
 
 if TYPE_CHECKING:
     from semdyn.scene.dynamic import DynamicScene
-
-
-def _nearest_valid(values: Tensor, valid: Tensor) -> Tensor:
-    """[O, M] ``values`` with each invalid entry replaced by the nearest valid one along M (0 where none is)."""
-    m = values.shape[1]
-    pos = torch.arange(m, device=values.device, dtype=values.dtype)
-    dist = (pos[:, None] - pos[None]).abs()[None].expand(values.shape[0], m, m)
-    dist = torch.where(valid[:, None, :], dist, torch.full_like(dist, math.inf))
-    nearest = dist.argmin(-1)
-    out = values.gather(1, nearest)
-    return torch.where(valid.any(1, keepdim=True), out, torch.zeros_like(out))
 
 
 def initial_trajectories(
@@ -99,7 +88,7 @@ def initial_trajectories(
     yaw = torch.atan2(flat @ left[:, :, None], flat @ forward[:, :, None]).squeeze(-1)  # [O, M]
     metres_per_second = flat.norm(dim=-1) / node.units_per_metre / max(node.duration_s or 1.0, 1e-9)
     valid = (metres_per_second >= node.config.min_speed) & seen
-    yaw = unwrap_angles(_nearest_valid(yaw, valid))
+    yaw = unwrap_angles(fill_nearest_valid(yaw, valid))
     rotation = fit_bspline(t, yaw[..., None], torch.ones(o, m, dtype=torch.float64, device=dev), k) * up
     frame = torch.stack([forward, left, up.expand_as(forward)], dim=-1)
     return translation.float(), rotation.float(), frame.float()

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from semdyn.errors import InputError
-from semdyn.scene.trajectory import bspline_eval, fit_bspline, so3_exp, unwrap_angles
+from semdyn.scene.trajectory import bspline_eval, fill_nearest_valid, fit_bspline, so3_exp, unwrap_angles
 
 
 @dataclass(frozen=True)
@@ -167,14 +167,6 @@ def _nearest_axis(angle: Tensor, travel: Tensor) -> Tensor:
     return travel + diff[diff.abs().argmin()]
 
 
-def _fill_nearest(values: Tensor, valid: Tensor) -> Tensor:
-    """[T] ``values`` with invalid entries replaced by the nearest valid one."""
-    idx = torch.arange(values.shape[0], device=values.device)
-    good = idx[valid]
-    pick = good[(idx[:, None] - good[None]).abs().argmin(dim=1)]
-    return values[pick]
-
-
 def _compact(cloud: Tensor, min_points: int) -> Tensor:
     """``cloud`` [P, 3] without the points far from its horizontal median (more than twice the upper quartile of
     the distances): returns that a label carried past the object's silhouette (the background behind an edge)."""
@@ -227,7 +219,7 @@ def _boxes(
         moving = ok & (vel.norm(dim=-1) >= min_speed)
         if not bool(moving.any()):
             moving = ok
-        travel = _fill_nearest(unwrap_angles(torch.atan2(vel[:, 1], vel[:, 0])), moving)
+        travel = fill_nearest_valid(unwrap_angles(torch.atan2(vel[:, 1], vel[:, 0])), moving)
         heading = travel.clone()
         for s, c in enumerate(clouds):
             if c.shape[0] >= 2 * config.min_points:

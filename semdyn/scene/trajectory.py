@@ -102,6 +102,17 @@ def unwrap_angles(angle: Tensor) -> Tensor:
     return torch.cat([angle[..., :1], angle[..., :1] + step.cumsum(-1)], dim=-1)
 
 
+def fill_nearest_valid(values: Tensor, valid: Tensor) -> Tensor:
+    """``values`` [..., M] with each entry where ``valid`` [..., M] is False replaced by the nearest valid one along
+    the last axis (0 where a row has none)."""
+    m = values.shape[-1]
+    pos = torch.arange(m, device=values.device)
+    dist = (pos[:, None] - pos[None]).abs().to(values.dtype).expand(*values.shape[:-1], m, m)
+    dist = torch.where(valid[..., None, :], dist, torch.full_like(dist, math.inf))
+    out = values.gather(-1, dist.argmin(-1))
+    return torch.where(valid.any(-1, keepdim=True), out, torch.zeros_like(out))
+
+
 def second_difference(ctrl: Tensor) -> Tensor:
     """[O, K - 2, D] second differences of control points ``ctrl`` [O, K, D] (the spline's acceleration, up to the
     factor (K - 3)^2)."""
@@ -112,6 +123,7 @@ __all__ = [
     "bspline_eval",
     "bspline_matrix",
     "bspline_weights",
+    "fill_nearest_valid",
     "fit_bspline",
     "second_difference",
     "so3_angle",
