@@ -215,15 +215,16 @@ def _rebuild_objects(
             translation[j], rotation[j], frame[j] = old_state[0][best], old_state[1][best], old_state[2][best]
     interval = torch.stack([paths.first[moving_groups], paths.last[moving_groups]], dim=1).clamp(0, 1)
     size: Tensor | None = None  # [O, 2] the placed objects' boxes (NaN for those that keep a learned trajectory)
-    if sweeps is not None and node.config.registration.enabled:
+    new = [j for j in range(o) if j not in kept]  # a learned trajectory is not thrown away
+    if sweeps is not None and node.config.registration.enabled and new:
         duration = node.duration_s or 1.0
         placed = register_to_sweeps(
-            translation,
-            rotation,
-            frame,
-            moving_groups,
-            [(world_means[rows], ref_times[rows]) for rows in members_of],
-            interval,
+            translation[new],
+            rotation[new],
+            frame[new],
+            moving_groups[new],
+            [(world_means[members_of[j]], ref_times[members_of[j]]) for j in new],
+            interval[new],
             sweeps,
             frame_times,
             scene.up,
@@ -232,10 +233,9 @@ def _rebuild_objects(
             node.config.registration,
             node.config.extent_quantile,
         )
-        new = [j for j in range(o) if j not in kept]  # a learned trajectory is not thrown away
-        translation[new], rotation[new], frame[new] = placed.translation[new], placed.rotation[new], placed.frame[new]
-        size = placed.size.clone()
-        size[kept] = math.nan
+        translation[new], rotation[new], frame[new] = placed.translation, placed.rotation, placed.frame
+        size = torch.full((o, 2), math.nan, dtype=placed.size.dtype, device=placed.size.device)
+        size[new] = placed.size
     node.resize(o)
     node.translation.data.copy_(translation)
     node.rotation.data.copy_(rotation)
