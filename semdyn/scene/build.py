@@ -48,13 +48,35 @@ class SceneInit:
 
     @property
     def up(self) -> Tensor | None:
-        """[3] the world's up axis: the mean of the cameras' image-up directions (driving cameras are level), or
-        None without cameras. Sign-free: OpenCV (-y) and OpenGL (+y) poses give the same axis."""
-        if self.camera_to_worlds is None:
-            return None
-        y = self.camera_to_worlds[:, :3, 1].double()
-        axis = F.normalize(y.mean(0), dim=0)
-        return axis.float()
+        """[3] the world's up axis, or None without cameras; see :func:`up_from_cameras`."""
+        return None if self.camera_to_worlds is None else up_from_cameras(self.camera_to_worlds)
+
+
+def up_from_cameras(camera_to_worlds: Tensor, planar: float = 1e-2) -> Tensor:
+    """[3] the world's up axis from camera poses ``camera_to_worlds`` [C, 4, 4] whose +y is image-up.
+
+    A driving camera is pitched (down, a few degrees) but not rolled, and the rig moves on the road: the cameras'
+    image-right axes and the directions of travel are level, so up is the normal of the plane they span (the
+    eigenvector of the smallest eigenvalue of the sum of their outer products), turned to the side of the mean
+    image-up. Where they do not span a plane (one camera yaw and no motion: the second eigenvalue below ``planar``
+    times the largest), up is the mean image-up made orthogonal to them; pitch then stays in it."""
+    c2w = camera_to_worlds.double()
+    image_up = F.normalize(c2w[:, :3, 1].mean(0), dim=0)
+    level = [c2w[:, :3, 0]]
+    step = torch.diff(c2w[:, :3, 3], dim=0)
+    if step.shape[0]:
+        length = step.norm(dim=-1)
+        moving = length > 1e-6 * max(float(length.max()), 1e-12)
+        level.append(step[moving] / length[moving, None])
+    axes = F.normalize(torch.cat(level), dim=-1)
+    values, vectors = torch.linalg.eigh(axes.T @ axes)  # ascending
+    if float(values[1]) >= planar * float(values[2]):
+        up = vectors[:, 0]
+    else:
+        main = vectors[:, 2]
+        up = F.normalize(image_up - (image_up @ main) * main, dim=0)
+    up = up if float(up @ image_up) >= 0 else -up
+    return up.float()
 
 
 def scene_init_from_data(data: Any) -> SceneInit:
@@ -131,4 +153,11 @@ def optimizer_rates(config: DynamicSceneConfig, scene_scale: float = 1.0) -> dic
     return rates
 
 
-__all__ = ["SceneInit", "build_scene", "optimizer_rates", "scene_init_from_data", "scene_init_from_metadata"]
+__all__ = [
+    "SceneInit",
+    "build_scene",
+    "optimizer_rates",
+    "scene_init_from_data",
+    "scene_init_from_metadata",
+    "up_from_cameras",
+]

@@ -201,7 +201,7 @@ def _rebuild_objects(
         paths, moving_groups, members_of, world_means, ref_times, weights, scene.up, node
     )
     taken: set[int] = set()
-    kept: list[int] = []  # objects that keep a learned trajectory
+    kept: dict[int, int] = {}  # objects that keep a learned trajectory: new index -> old
     for j, rows in enumerate(members_of):
         prev = old[rows] - OBJECT_ID0
         prev = prev[(prev >= 0) & (prev < num_old)]
@@ -211,11 +211,15 @@ def _rebuild_objects(
         best = int(counts.argmax())
         if best not in taken and float(counts[best]) >= node.config.inherit_overlap * rows.numel():
             taken.add(best)
-            kept.append(j)
+            kept[j] = best
             translation[j], rotation[j], frame[j] = old_state[0][best], old_state[1][best], old_state[2][best]
     interval = torch.stack([paths.first[moving_groups], paths.last[moving_groups]], dim=1).clamp(0, 1)
-    size: Tensor | None = None  # [O, 2] the placed objects' boxes (NaN for those that keep a learned trajectory)
+    old_box = node.box.clone()
+    box = torch.full((o, 2, 3), math.nan, device=translation.device)  # [O, 2, 3] each object's box, its axes
+    for j, before in kept.items():  # its box stays with its trajectory
+        box[j] = old_box[before]
     new = [j for j in range(o) if j not in kept]  # a learned trajectory is not thrown away
+    placed = None
     if sweeps is not None and node.config.registration.enabled and new:
         duration = node.duration_s or 1.0
         placed = register_to_sweeps(
@@ -234,8 +238,12 @@ def _rebuild_objects(
             node.config.extent_quantile,
         )
         translation[new], rotation[new], frame[new] = placed.translation, placed.rotation, placed.frame
-        size = torch.full((o, 2), math.nan, dtype=placed.size.dtype, device=placed.size.device)
-        size[new] = placed.size
+        times = torch.unique(frame_times.to(interval).float())
+        for i, j in enumerate(new):  # the frames it was followed through on the sweeps are frames it was seen
+            followed = times[placed.used[i].to(times.device) > 0]
+            if followed.numel():
+                interval[j, 0] = torch.minimum(interval[j, 0], followed.min())
+                interval[j, 1] = torch.maximum(interval[j, 1], followed.max())
     node.resize(o)
     node.translation.data.copy_(translation)
     node.rotation.data.copy_(rotation)
@@ -244,9 +252,15 @@ def _rebuild_objects(
     node.interval.copy_(interval)
     for j, rows in enumerate(members_of):
         ids[rows] = OBJECT_ID0 + j
-    if size is not None:
-        _release_outside(node, ids, world_means, ref_times, size, node.config.registration.gate)
-    _claim_extent(node, ids, world_means, ref_times, node.config.extent_quantile, size)
+    gate = node.config.registration.gate * node.units_per_metre
+    for i, j in enumerate(new):
+        if placed is None or not bool(torch.isfinite(placed.size[i]).all() & torch.isfinite(placed.bottom[i])):
+            continue
+        extent = _member_extent(node, j, members_of[j], world_means, ref_times, node.config.extent_quantile)
+        box[j] = _placed_box(placed.size[i], placed.whole[i], placed.bottom[i], extent, gate)
+    node.box = box
+    _release_outside(node, ids, world_means, ref_times, gate)
+    ref_times = _claim_inside(scene, node, ids, world_means, ref_times, frame_times, node.config.extent_quantile)
     p = scene.params
     for j in range(o):
         rows = (ids == OBJECT_ID0 + j).nonzero().squeeze(1)
@@ -260,66 +274,115 @@ def _rebuild_objects(
         p["quats"].data[rows] = local_q
 
 
-def _release_outside(
-    node: RigidObjectsNode, ids: Tensor, world_means: Tensor, ref_times: Tensor, size: Tensor, gate_m: float
-) -> None:
-    """Members that lie, when they are most visible, farther than ``gate_m`` metres outside their object's box
-    (``size`` [O, 2]: length and width, scene units; NaN: not placed) go back to the deformable node: labelled
-    with the car, but not on it when they were seen."""
-    gate = gate_m * node.units_per_metre
+def _in_axes(node: RigidObjectsNode, j: int, world_means: Tensor, times: Tensor) -> Tensor:
+    """[M, 3] ``world_means`` [M, 3] at normalised ``times`` [M] in object ``j``'s axes (forward, left, up)."""
+    objects = torch.full((world_means.shape[0],), j, dtype=torch.int64, device=world_means.device)
+    zero = torch.zeros(world_means.shape[0], 4, device=world_means.device)
+    local, _ = node.to_local(world_means, zero, objects, times)
+    return local @ node.frame[j].to(local)
+
+
+def _member_extent(
+    node: RigidObjectsNode, j: int, rows: Tensor, world_means: Tensor, ref_times: Tensor, quantile: float
+) -> Tensor:
+    """[2, 3] the box that holds object ``j``'s members ``rows`` where they are most visible, in its axes: per axis
+    from the ``quantile`` to the ``1 - quantile`` of their coordinates (NaN with fewer than 8 members)."""
+    if rows.numel() < 8:
+        return torch.full((2, 3), math.nan, device=world_means.device)
+    axes = _in_axes(node, j, world_means[rows], ref_times[rows])
+    q = torch.tensor([quantile, 1 - quantile], device=axes.device, dtype=axes.dtype)
+    return torch.quantile(axes, q, dim=0)
+
+
+def _placed_box(size: Tensor, whole: Tensor, bottom: Tensor, extent: Tensor, gate: float) -> Tensor:
+    """[2, 3] a placed object's box in its axes (scene units): length and width from its returns, ``size`` [2],
+    about its centre; along an axis not seen ``whole`` [2] (``size`` only bounds it: a car only ever seen from
+    behind) it also holds the members' ``extent`` [2, 3] as far as ``gate`` beyond (the members it keeps). Its
+    bottom is ``bottom`` (just above the road), its top the members' highest."""
+    half = 0.5 * size.to(extent)
+    box = torch.stack([torch.cat([-half, bottom.to(extent)[None]]), torch.cat([half, extent[1, 2:]])])
+    if bool(torch.isfinite(extent).all()):
+        grow = ~whole.to(extent.device)
+        reach = extent[:, :2].clamp(-half - gate, half + gate)
+        box[0, :2] = torch.where(grow, torch.minimum(box[0, :2], reach[0]), box[0, :2])
+        box[1, :2] = torch.where(grow, torch.maximum(box[1, :2], reach[1]), box[1, :2])
+    return box
+
+
+def _release_outside(node: RigidObjectsNode, ids: Tensor, world_means: Tensor, ref_times: Tensor, gate: float) -> None:
+    """Members that lie, when they are most visible, farther than ``gate`` (scene units) outside their object's box
+    (horizontally) go back to the deformable node: labelled with the car, but not on it when they were seen. Those
+    below its bottom, on the road, join the background."""
     for j in range(node.num_objects):
-        if not bool(torch.isfinite(size[j]).all()):
-            continue
+        box = node.box[j]
         rows = (ids == OBJECT_ID0 + j).nonzero().squeeze(1)
-        if rows.numel() == 0:
+        if rows.numel() == 0 or not bool(torch.isfinite(box).all()):
             continue
-        objects = torch.full_like(rows, j)
-        local, _ = node.to_local(world_means[rows], torch.zeros(rows.numel(), 4, device=rows.device), objects,
-                                 ref_times[rows])  # fmt: skip
-        axes = (local @ node.frame[j])[:, :2]  # forward, left
-        half = 0.5 * size[j].to(axes) + gate
-        ids[rows[(axes.abs() > half).any(dim=-1)]] = DEFORMABLE_ID
+        axes = _in_axes(node, j, world_means[rows], ref_times[rows])
+        flat = axes[:, :2]
+        outside = ((flat < box[0, :2].to(axes) - gate) | (flat > box[1, :2].to(axes) + gate)).any(dim=-1)
+        ids[rows[outside]] = DEFORMABLE_ID
+        ids[rows[~outside & (axes[:, 2] < box[0, 2])]] = BACKGROUND_ID
 
 
-def _claim_extent(
+def _claim_inside(
+    scene: DynamicScene,
     node: RigidObjectsNode,
     ids: Tensor,
     world_means: Tensor,
     ref_times: Tensor,
+    frame_times: Tensor,
     quantile: float,
-    size: Tensor | None = None,
-) -> None:
-    """Give each object the Gaussians that lie inside its extent when they are most visible. The extent is, in the
-    object's own frame, the box that holds its labelled members (per axis, from the ``quantile`` to the ``1 -
-    quantile`` of their local coordinates). Where the object was placed on the sweeps (``size`` [O, 2], length and
-    width, finite), background Gaussians inside both that box and its fitted one are taken too. A car's returns
-    that the lift left unlabelled, unsure or labelled as the road behind it are on the car at the time they were
-    captured, wherever the car then was: geometry, not labels, decides. Other objects' members are never taken;
-    where two boxes hold a Gaussian, the first object keeps it."""
+) -> Tensor:
+    """Give each object the Gaussians inside its box: an object owns the space it fills.
+
+    A deformable Gaussian is taken where it lies inside the box when it is most visible: a car's return the lift
+    left unlabelled, unsure or labelled as the road behind it is on the car at the time it was captured, wherever
+    the car then was. A background Gaussian (still at every time) is taken where it lies inside the box at any
+    frame the object is seen: nothing static fills a moving car's path above the road, so it is the car's, left
+    behind (a smear); it joins the object at the frame it lies deepest inside, which becomes its reference time
+    (and its visibility anchor). Other objects' members are never taken; where two boxes hold a Gaussian, the first
+    object keeps it. The box's bottom is above the road (a car's road stays the road's). An object without a box
+    (not placed on the sweeps) takes only deformable Gaussians, inside its members' extent (per axis from the
+    ``quantile`` to the ``1 - quantile`` of their coordinates in its axes).
+
+    Returns:
+        [N] the reference times, with those of the background Gaussians taken replaced.
+    """
+    ref_times = ref_times.clone()
+    times = torch.unique(frame_times.to(ref_times).float())
     for j in range(node.num_objects):
-        rows = (ids == OBJECT_ID0 + j).nonzero().squeeze(1)
-        placed = size is not None and bool(torch.isfinite(size[j]).all())
-        free = ((ids == DEFORMABLE_ID) | ((ids == BACKGROUND_ID) & placed)).nonzero().squeeze(1)
-        if rows.numel() < 8 or free.numel() == 0:
+        box = node.box[j]
+        placed = bool(torch.isfinite(box).all())
+        if not placed:
+            rows = (ids == OBJECT_ID0 + j).nonzero().squeeze(1)
+            box = _member_extent(node, j, rows, world_means, ref_times, quantile)
+            if not bool(torch.isfinite(box).all()):
+                continue
+        centre, half = 0.5 * (box[0] + box[1]), (0.5 * (box[1] - box[0])).clamp_min(1e-9)
+        free = (ids == DEFORMABLE_ID).nonzero().squeeze(1)
+        if free.numel():
+            depth = ((_in_axes(node, j, world_means[free], ref_times[free]) - centre).abs() / half).amax(dim=-1)
+            ids[free[depth <= 1]] = OBJECT_ID0 + j
+        if not placed:  # without a box from the returns, the members' extent may reach down to the road
             continue
-        objects = torch.full_like(rows, j)
-        local, _ = node.to_local(world_means[rows], torch.zeros(rows.numel(), 4, device=rows.device), objects,
-                                 ref_times[rows])  # fmt: skip
-        axes = node.frame[j].to(local)
-        local = local @ axes  # forward, left, up
-        q = torch.tensor([quantile, 1 - quantile], device=local.device, dtype=local.dtype)
-        lo, hi = torch.quantile(local, q, dim=0)
-        objects = torch.full_like(free, j)
-        there, _ = node.to_local(world_means[free], torch.zeros(free.numel(), 4, device=free.device), objects,
-                                 ref_times[free])  # fmt: skip
-        there = there @ axes
-        inside = ((there >= lo) & (there <= hi)).all(dim=-1)
-        if placed:  # background only inside the fitted box as well (never a neighbour's parked car)
-            assert size is not None
-            half = 0.5 * size[j].to(local)
-            in_box = (there[:, :2].abs() <= half).all(dim=-1)
-            inside &= in_box | (ids[free] == DEFORMABLE_ID)
-        ids[free[inside]] = OBJECT_ID0 + j
+        still = (ids == BACKGROUND_ID).nonzero().squeeze(1)
+        seen = times[(times >= node.interval[j, 0] - 1e-6) & (times <= node.interval[j, 1] + 1e-6)]
+        if still.numel() == 0 or seen.numel() == 0:
+            continue
+        best = torch.full((still.numel(),), math.inf, device=world_means.device)
+        when = torch.zeros(still.numel(), device=world_means.device)
+        for t in seen.tolist():
+            at = torch.full((still.numel(),), t, device=world_means.device)
+            depth = ((_in_axes(node, j, world_means[still], at) - centre).abs() / half).amax(dim=-1)
+            closer = depth < best
+            best, when = torch.where(closer, depth, best), torch.where(closer, at, when)
+        taken = best <= 1
+        ids[still[taken]] = OBJECT_ID0 + j
+        ref_times[still[taken]] = when[taken]
+        if "anchor_time" in scene.params:
+            scene.params["anchor_time"].data[still[taken]] = when[taken].to(scene.params["anchor_time"])
+    return ref_times
 
 
 __all__ = ["initial_trajectories", "regroup"]

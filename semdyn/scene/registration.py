@@ -50,8 +50,9 @@ class RegistrationConfig:
     """A frame with fewer of the object's points keeps the spline's pose."""
     ridge: float = 0.3
     """Smoothing of the fit (see :func:`semdyn.scene.trajectory.fit_bspline`)."""
-    end_quantile: float = 0.03
-    """A frame's faces are this quantile and one minus it of its points along the box's axes."""
+    end_quantile: float = 0.01
+    """A frame's faces are this quantile and one minus it of its points along the box's axes (the rest are taken as
+    strays; a face's returns thin out with range, so a larger one cuts into the far end of a car seen whole)."""
     size_quantile: tuple[float, float] = (0.9, 0.5)
     """The object's length and width: these quantiles over the frames of the distance between its faces (its
     length shows whole only from the side, so a high one; its width from behind or ahead, most of the time)."""
@@ -105,6 +106,12 @@ class Placement:
     """[O, 2] length and width of each object's box (scene units; NaN where it was not placed)."""
     used: Tensor
     """[O, T] how many sweep points placed each object at each frame (0 where the spline bridged)."""
+    whole: Tensor
+    """[O, 2] bool: whether the object's length (width) was seen whole, in frames where the sensor was beside it;
+    elsewhere ``size`` only bounds it from below (a car only ever seen from behind)."""
+    bottom: Tensor
+    """[O] the bottom of each object's box, ``ground_clearance`` above the road under it, relative to its
+    trajectory's height (scene units; NaN where the road was not measured)."""
 
 
 def _basis(up: Tensor) -> Tensor:
@@ -226,8 +233,25 @@ def _boxes(
                 axis = _rectangle_heading(c[:, :2] - mid[s, :2], config.heading_steps)
                 heading[s] = _nearest_axis(axis, travel[s])
         heading = unwrap_angles(heading)
+    low, high, view = _faces(clouds, ok, heading, sensor, config.end_quantile)
+    size = torch.zeros(2, dtype=dt, device=dev)
+    if bool(ok.any()):
+        for axis, q in enumerate(config.size_quantile):
+            size[axis] = torch.quantile((high - low)[ok, axis], q)
+    centre = mid.clone()
+    centre[:, :2] = _centre_from_faces(low, high, view, size, heading)
+    return centre, heading, weight, size
+
+
+def _faces(
+    clouds: list[Tensor], ok: Tensor, heading: Tensor, sensor: Tensor, end_quantile: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Per frame, ``(low [S, 2], high [S, 2], view [S, 2])``: the ``end_quantile`` and one minus it of the frame's
+    points (clouds [P_s, 3], horizontal coordinates) along the box axes at ``heading`` [S] (0 where not ``ok``), and
+    the sensor [S, 3] in those axes."""
+    n, dev, dt = len(clouds), sensor.device, sensor.dtype
     cos, sin = torch.cos(heading), torch.sin(heading)
-    quant = torch.tensor([config.end_quantile, 1 - config.end_quantile], dtype=dt, device=dev)
+    quant = torch.tensor([end_quantile, 1 - end_quantile], dtype=dt, device=dev)
     low = torch.zeros(n, 2, dtype=dt, device=dev)
     high = torch.zeros(n, 2, dtype=dt, device=dev)
     view = torch.zeros(n, 2, dtype=dt, device=dev)
@@ -236,16 +260,182 @@ def _boxes(
         view[s] = rot @ sensor[s, :2]
         if ok[s]:
             low[s], high[s] = torch.quantile(c[:, :2] @ rot.T, quant, dim=0)
-    size = torch.zeros(2, dtype=dt, device=dev)
-    if bool(ok.any()):
-        for axis, q in enumerate(config.size_quantile):
-            size[axis] = torch.quantile((high - low)[ok, axis], q)
-    near_high = view > 0.5 * (low + high)
-    box = torch.where(near_high, high - 0.5 * size, low + 0.5 * size)  # [S, 2] in box axes
-    centre = mid.clone()
-    centre[:, 0] = cos * box[:, 0] - sin * box[:, 1]
-    centre[:, 1] = sin * box[:, 0] + cos * box[:, 1]
-    return centre, heading, weight, size
+    return low, high, view
+
+
+def _centre_from_faces(
+    low: Tensor, high: Tensor, view: Tensor, size: Tensor, heading: Tensor, guess: Tensor | None = None
+) -> Tensor:
+    """[S, 2] horizontal box centres from the extent of each frame's points, ``low`` and ``high`` [S, 2] along the
+    box axes, and the sensor's position ``view`` [S, 2] in them (:func:`_faces`); ``size`` [2], ``heading`` [S]
+    radians.
+
+    Per axis: where the sensor lies beyond one end of the points, that face is the one it sees (the far face is
+    hidden or sparse) and the centre is half ``size`` in from it. Where it lies between the ends (beside the object:
+    the side is seen, the ends at a grazing angle or cut off by a camera's view), the points only say that the
+    centre is where the box still holds them, between ``high - size / 2`` and ``low + size / 2``: the centre is the
+    point of that interval nearest ``guess`` [S, 2] (box axes; the interval's middle without a guess)."""
+    half = 0.5 * size
+    beyond_high, beyond_low = view > high, view < low
+    first, last = high - half, low + half
+    between = (
+        0.5 * (low + high) if guess is None else guess.clamp(torch.minimum(first, last), torch.maximum(first, last))
+    )
+    box = torch.where(beyond_high, first, torch.where(beyond_low, last, between))  # [S, 2] in box axes
+    cos, sin = torch.cos(heading), torch.sin(heading)
+    return torch.stack([cos * box[:, 0] - sin * box[:, 1], sin * box[:, 0] + cos * box[:, 1]], dim=-1)
+
+
+def _to_box_axes(xy: Tensor, heading: Tensor) -> Tensor:
+    """[S, 2] horizontal points ``xy`` [S, 2] in the axes of boxes turned by ``heading`` [S] radians."""
+    cos, sin = torch.cos(heading), torch.sin(heading)
+    return torch.stack([cos * xy[:, 0] + sin * xy[:, 1], -sin * xy[:, 0] + cos * xy[:, 1]], dim=-1)
+
+
+def _gate(
+    points: Tensor,
+    centre: Tensor,
+    heading: Tensor,
+    lo: Tensor,
+    hi: Tensor,
+    gate: float,
+    clearance: float,
+    ring: float,
+) -> tuple[Tensor, Tensor]:
+    """``(near [P] bool, ground)``: which ``points`` [P, 3] (horizontal coordinates) lie near an object's box,
+    within ``gate`` of the box ``lo``..``hi`` [3] (object axes, relative to ``centre`` [3], turned by ``heading``
+    radians) horizontally, more than ``clearance`` above the local ground and at most ``gate`` above the box's top;
+    and that ground's height: a low quantile of the points in a ``ring`` wide band around the gated box (the box's
+    own bottom less ``clearance`` where the band is empty)."""
+    p = points - centre
+    cs, sn = torch.cos(heading), torch.sin(heading)
+    a = torch.stack([cs * p[:, 0] + sn * p[:, 1], -sn * p[:, 0] + cs * p[:, 1]], dim=-1)
+    inside = ((a >= lo[:2] - gate) & (a <= hi[:2] + gate)).all(-1)
+    band = ((a >= lo[:2] - gate - ring) & (a <= hi[:2] + gate + ring)).all(-1) & ~inside
+    ground = torch.quantile(p[band, 2], 0.2) if int(band.sum()) >= 10 else lo[2] - clearance
+    return inside & (p[:, 2] > ground + clearance) & (p[:, 2] <= hi[2] + gate), ground + centre[2]
+
+
+def _median_velocity(ts: Tensor, xy: Tensor) -> Tensor:
+    """[2] median over consecutive pairs of the velocities of positions ``xy`` [M, 2] at times ``ts`` [M] (zero
+    for one time): one frame's box gone wrong does not steer the prediction."""
+    if ts.numel() < 2:
+        return torch.zeros(2, dtype=xy.dtype, device=xy.device)
+    return (torch.diff(xy, dim=0) / torch.diff(ts)[:, None]).median(dim=0).values
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What is known of an object's box when its returns are measured: ``size`` [2] length and width, and its
+    bottom and top relative to its centre's height (scene units)."""
+
+    size: Tensor
+    bottom: float
+    top: float
+
+
+def _measure(
+    cloud: Tensor,
+    guess: Tensor,
+    heading: Tensor,
+    shape: _Shape,
+    sensor: Tensor,
+    config: RegistrationConfig,
+    units_per_metre: float,
+    follows: bool,
+) -> tuple[Tensor, Tensor, int, Tensor, Tensor] | None:
+    """The box of an object of known ``shape`` in one frame's points ``cloud`` [P, 3] (horizontal coordinates)
+    near a ``guess`` of its centre [3] and ``heading`` (radians): ``(centre [3], heading, points used, height of
+    the ground under it, extent [2] of the points along each box axis the sensor is beside, NaN along the others:
+    along those the points reach both ends)``; None when fewer than ``min_points`` points lie near it or, when it
+    ``follows`` the object from a neighbouring frame, the box lands farther than ``gate`` from the guess.
+
+    The points near the guessed box (:func:`_gate`) place the centre from its faces (:func:`_centre_from_faces`, the
+    guess deciding along an axis the sensor is beside). Following, they also turn the heading to the rectangle they
+    hug nearest the guessed one (a frame placed by its labels keeps the heading of the object's own points)."""
+    gate, clearance = config.gate * units_per_metre, config.ground_clearance * units_per_metre
+    lo = torch.cat([-0.5 * shape.size, shape.size.new_tensor([shape.bottom])])
+    hi = torch.cat([0.5 * shape.size, shape.size.new_tensor([shape.top])])
+    keep, ground = _gate(cloud, guess, heading, lo, hi, gate, clearance, 3 * units_per_metre)
+    near = cloud[keep]
+    if near.shape[0] < config.min_points:
+        return None
+    turn = heading
+    if follows and near.shape[0] >= 2 * config.min_points:
+        axis = _rectangle_heading(near[:, :2] - near[:, :2].median(dim=0).values, config.heading_steps)
+        turn = _nearest_axis(axis, heading)
+    ok = torch.ones(1, dtype=torch.bool, device=cloud.device)
+    low, high, view = _faces([near], ok, turn[None], sensor[None], config.end_quantile)
+    prior = _to_box_axes(guess[None, :2], turn[None])
+    centre = guess.clone()
+    centre[:2] = _centre_from_faces(low, high, view, shape.size, turn[None], prior)[0]
+    centre[2] = near[:, 2].median()
+    if follows and float((centre[:2] - guess[:2]).norm()) > gate:
+        return None
+    beside = (view > low) & (view < high)
+    return centre, turn, int(near.shape[0]), ground, torch.where(beside, high - low, math.nan)[0]
+
+
+def _follow(
+    clouds: list[Tensor],
+    times: Tensor,
+    centre: Tensor,
+    heading: Tensor,
+    known: Tensor,
+    shape: _Shape,
+    sensor: Tensor,
+    config: RegistrationConfig,
+    units_per_metre: float,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """An object measured on all of its frames' returns, placed first by its labelled ones.
+
+    The labels say which returns are the object's, but only inside the cameras' views: a car passing beside the
+    ego is cut by the edge of the view, and once past it is not labelled at all. So each ``known`` frame's box is
+    measured again on the frame's returns near it (:func:`_measure`, the labelled box as the guess), and the frames
+    around the known ones are followed one by one, forward and then backward: the guess is the last box moved by
+    the median velocity of the last few, and a frame that cannot be measured ends the following in that direction.
+
+    Args:
+        clouds: T frames' points [P_t, 3] in horizontal coordinates (other objects' labelled points removed).
+        times: [T] normalised frame times.
+        centre: [T, 3] box centres where ``known`` (horizontal coordinates; the height is the points' median).
+        heading: [T] radians where ``known``.
+        known: [T] bool, the frames placed from labels.
+        shape: the object's box (:class:`_Shape`).
+        sensor: [T, 3] the sensor in horizontal coordinates.
+        config: see :class:`RegistrationConfig`.
+        units_per_metre: scene units per metre.
+
+    Returns:
+        ``(centre [T, 3], heading [T], count [T], ground [T], extent [T, 2])``: ``count`` the points that placed
+        each frame (0 where none did; there ``centre`` and ``heading`` are unchanged), ``ground`` the height of the
+        road under the box and ``extent`` that of the points along the box's axes where both ends are in view
+        (see :func:`_measure`; NaN where they are not or nothing was measured).
+    """
+    centre, heading, state = centre.clone(), heading.clone(), known.clone()
+    count = torch.zeros(times.numel(), dtype=torch.int64, device=times.device)
+    ground = torch.full_like(times, math.nan)
+    extent = torch.full((times.numel(), 2), math.nan, dtype=times.dtype, device=times.device)
+    for f in known.nonzero().squeeze(1).tolist():
+        found = _measure(clouds[f], centre[f], heading[f], shape, sensor[f], config, units_per_metre, False)
+        if found is not None:
+            centre[f], heading[f], count[f], ground[f], extent[f] = found
+    n = times.numel()
+    for step in (1, -1):
+        for f in range(n) if step == 1 else range(n - 1, -1, -1):
+            prev = f - step
+            if state[f] or not 0 <= prev < n or not state[prev]:
+                continue
+            back = [b for b in (prev - step * i for i in range(8)) if 0 <= b < n and state[b]][::-1]
+            vel = _median_velocity(times[back], centre[back, :2])
+            guess = centre[prev].clone()
+            guess[:2] = centre[prev, :2] + vel * (times[f] - times[prev])
+            found = _measure(clouds[f], guess, heading[prev], shape, sensor[f], config, units_per_metre, True)
+            if found is None:
+                continue
+            centre[f], heading[f], count[f], ground[f], extent[f] = found
+            state[f] = True
+    return centre, heading, count, ground, extent
 
 
 @torch.no_grad()
@@ -300,77 +490,204 @@ def register_to_sweeps(
     labels = None if sweeps.groups is None else sweeps.groups.to(dev)
     per_frame = _frame_points(points, sweeps.times.to(dev).double(), times)
     basis = _basis(up.to(dev).double())
-    up_axis = basis[:, 2]
     sensor = _sensor_at(sweeps, times).to(dev).double() @ basis  # [T, 3] horizontal coordinates
     trans, rots, frame = translation.double().clone(), rotation.double().clone(), frames.double().clone()
     size = torch.full((o, 2), math.nan, dtype=dt, device=dev)
     used = torch.zeros(o, times.numel(), dtype=torch.int64, device=dev)
-    gate, clearance = config.gate * units_per_metre, config.ground_clearance * units_per_metre
+    whole = torch.zeros(o, 2, dtype=torch.bool, device=dev)
+    bottom = torch.full((o,), math.nan, dtype=dt, device=dev)
     quantiles = torch.tensor([extent_quantile, 1 - extent_quantile], dtype=dt, device=dev)
     for j in range(o):
         seen = ((times >= intervals[j, 0] - 1e-6) & (times <= intervals[j, 1] + 1e-6)).nonzero().squeeze(1)
         if seen.numel() < 2:
             continue
-        ts = times[seen]
-        ids = torch.full_like(ts, j, dtype=torch.int64)
-        centre0 = bspline_eval(trans, ids, ts)
-        forward0 = (so3_exp(bspline_eval(rots, ids, ts)) @ frame[j, :, 0]) @ basis  # [S, 3]
-        heading0 = unwrap_angles(torch.atan2(forward0[:, 1], forward0[:, 0]))
+        first = (trans[j : j + 1], rots[j : j + 1], frame[j])
         if labels is not None:
             mine = labels == int(groups[j])
-            clouds = [points[idx[mine[idx]]] @ basis for idx in (per_frame[f] for f in seen.tolist())]
-            centre, heading, weight, size_j = _boxes(clouds, sensor[seen], None, ts, min_speed, config)
+            clouds = [points[idx[mine[idx]]] @ basis for idx in per_frame]
+            others = [points[idx[(labels[idx] < 0) | mine[idx]]] @ basis for idx in per_frame]
+            fit = _place_labelled(first, clouds, others, seen, times, sensor, basis, min_speed, units_per_metre, config)
         else:
             member_x, member_t = (v.to(dev).double() for v in members[j])
             if member_x.shape[0] < config.min_points:
                 continue
             at = torch.full_like(member_t, j, dtype=torch.int64)
-            centre = centre0 @ basis
-            for _ in range(config.iterations):
-                c_now = bspline_eval(trans, ids, ts) @ basis  # [S, 3]
-                offset = (member_x - bspline_eval(trans, at, member_t))[:, None]
-                local = (offset @ so3_exp(bspline_eval(rots, at, member_t))).squeeze(1) @ frame[j]  # object axes
-                lo, hi = torch.quantile(local, quantiles, dim=0)
-                clouds = []
-                for s, f in enumerate(seen.tolist()):
-                    p = points[per_frame[f]] @ basis - c_now[s]
-                    cs, sn = torch.cos(heading0[s]), torch.sin(heading0[s])
-                    a = torch.stack([cs * p[:, 0] + sn * p[:, 1], -sn * p[:, 0] + cs * p[:, 1]], dim=-1)
-                    inside = ((a >= lo[:2] - gate) & (a <= hi[:2] + gate)).all(-1)
-                    ring = ((a >= lo[:2] - gate - 3 * units_per_metre)
-                            & (a <= hi[:2] + gate + 3 * units_per_metre)).all(-1) & ~inside  # fmt: skip
-                    ground = torch.quantile(p[ring, 2], 0.2) if int(ring.sum()) >= 10 else lo[2] - clearance
-                    keep = inside & (p[:, 2] > ground + clearance) & (p[:, 2] <= hi[2] + gate)
-                    clouds.append(p[keep] + c_now[s])
-                box, _, weight, size_j = _boxes(clouds, sensor[seen], heading0, ts, min_speed, config)
-                ok = weight > 0
-                # Along the heading only: beside it, the first trajectory's centre holds.
-                fwd = torch.stack([torch.cos(heading0), torch.sin(heading0)], dim=-1)
-                along = ((box[:, :2] - c_now[:, :2]) * fwd).sum(-1, keepdim=True)
-                centre = c_now.clone()
-                centre[:, :2] = torch.where(ok[:, None], c_now[:, :2] + along * fwd, c_now[:, :2])
-                centre[:, 2] = c_now[:, 2]
-                w = torch.cat([weight, torch.full_like(ts, 1e-3)])[None]
-                trans[j] = fit_bspline(torch.cat([ts, ts]), torch.cat([centre @ basis.T, centre0])[None], w, k,
-                                       config.ridge)[0]  # fmt: skip
-            heading = heading0
-        ok = weight > 0
-        if int(ok.sum()) < 2:
+            offset = (member_x - bspline_eval(trans, at, member_t))[:, None]
+            local = (offset @ so3_exp(bspline_eval(rots, at, member_t))).squeeze(1) @ frame[j]  # object axes
+            extent = torch.quantile(local, quantiles, dim=0)  # [2, 3] the members' box about the trajectory
+            clouds = [points[idx] @ basis for idx in per_frame]
+            fit = _slide(first, clouds, seen, times, sensor, basis, extent, min_speed, units_per_metre, config)
+        if fit is None:
             continue
-        w = torch.cat([weight, torch.full_like(ts, 1e-3)])[None]
-        if labels is not None:  # the first trajectory's heights: a frame's visible points say little of them
-            placed = centre.clone()
-            placed[:, 2] = (centre0 @ basis)[:, 2]
-            trans[j] = fit_bspline(torch.cat([ts, ts]), torch.cat([placed @ basis.T, centre0])[None], w, k,
-                                   config.ridge)[0]  # fmt: skip
-            ref = heading[ok].mean()
-            forward = basis @ torch.stack([torch.cos(ref), torch.sin(ref), torch.zeros_like(ref)])
-            frame[j] = torch.stack([forward, torch.linalg.cross(up_axis, forward), up_axis], dim=1)
-            yaw = (heading - ref)[:, None] * up_axis  # [S, 3] rotation vectors about up
-            rots[j] = fit_bspline(ts, yaw[None], weight.clamp_min(1e-3)[None], k, config.ridge)[0]
-        size[j] = size_j
-        used[j, seen] = torch.where(ok, torch.tensor([c.shape[0] for c in clouds], device=dev), 0)
-    return Placement(trans.to(translation.dtype), rots.to(rotation.dtype), frame.to(frames.dtype), size, used)
+        trans[j], rots[j], frame[j], size[j], used[j], whole[j], bottom[j] = fit
+    return Placement(
+        trans.to(translation.dtype), rots.to(rotation.dtype), frame.to(frames.dtype), size, used, whole, bottom
+    )
+
+
+_First = tuple[Tensor, Tensor, Tensor]
+"""An object's first trajectory: translation and rotation control points [1, K, 3] and its axes [3, 3]."""
+_Fit = tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]
+"""A placed object: translation and rotation control points [K, 3], axes [3, 3], size [2], points used [T],
+whether each of the size's axes was seen whole [2], and its box's bottom (see :class:`Placement`)."""
+
+
+def _first_at(first: _First, ts: Tensor, basis: Tensor) -> tuple[Tensor, Tensor]:
+    """The first trajectory at times ``ts`` [S]: ``(centre [S, 3] in world coordinates, heading [S] radians about
+    up, unwrapped)``; ``basis`` [3, 3] from :func:`_basis`."""
+    trans, rots, frame = first
+    zero = torch.zeros_like(ts, dtype=torch.int64)
+    forward = (so3_exp(bspline_eval(rots, zero, ts)) @ frame[:, 0]) @ basis  # [S, 3]
+    return bspline_eval(trans, zero, ts), unwrap_angles(torch.atan2(forward[:, 1], forward[:, 0]))
+
+
+def _fit_boxes(
+    first: _First,
+    times: Tensor,
+    centre: Tensor,
+    heading: Tensor,
+    count: Tensor,
+    basis: Tensor,
+    config: RegistrationConfig,
+    fit_heading: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Translation and rotation control points [K, 3] and axes [3, 3] fitted to boxes at every frame (``centre``
+    [T, 3] horizontal coordinates, ``heading`` [T], weighted by ``count`` [T] points; the first trajectory's heights,
+    and a light pull to it where no frame holds). With ``fit_heading`` False the first trajectory's rotation and axes
+    are kept."""
+    trans, rots, frame = first
+    k, up = trans.shape[1], basis[:, 2]
+    centre0, _ = _first_at(first, times, basis)
+    weight = (count > 0).to(centre.dtype)
+    points_weight = count.to(centre.dtype) / count.max().clamp_min(1)
+    hold = centre0 @ basis  # where no frame holds: the first trajectory across the road, the nearest height
+    hold[:, 2] = fill_nearest_valid(centre[:, 2], count > 0) if bool((count > 0).any()) else hold[:, 2]
+    values = torch.cat([centre, hold])[None]  # horizontal coordinates
+    both = torch.cat([times, times])
+    pull = torch.full_like(weight, 1e-3)
+    # Across the road each placed frame counts once (its box, not its points, is the measurement). Heights come
+    # from the road under the box, which a sparse frame's few returns place poorly: they are weighted by points,
+    # and, since a road's height changes slowly, held near a straight line (a hundred times the smoothing).
+    level = fit_bspline(both, values[..., :2], torch.cat([weight, pull])[None], k, config.ridge)[0]
+    height = fit_bspline(both, values[..., 2:], torch.cat([points_weight, pull])[None], k, 100 * config.ridge)[0]
+    new_trans = torch.cat([level, height], dim=-1) @ basis.T
+    if not fit_heading:
+        return new_trans, rots[0], frame
+    valid = count > 0
+    heading = heading.clone()
+    heading[valid] = unwrap_angles(heading[valid])
+    heading = fill_nearest_valid(heading, valid)
+    ref = heading[valid].mean()
+    forward = basis @ torch.stack([torch.cos(ref), torch.sin(ref), torch.zeros_like(ref)])
+    new_frame = torch.stack([forward, torch.linalg.cross(up, forward), up], dim=1)
+    yaw = (heading - ref)[:, None] * up  # [T, 3] rotation vectors about up
+    # a rectangle's heading firms up with its points
+    new_rots = fit_bspline(times, yaw[None], points_weight.clamp_min(1e-3)[None], k, config.ridge)[0]
+    return new_trans, new_rots, new_frame
+
+
+def _place_labelled(
+    first: _First,
+    clouds: list[Tensor],
+    others: list[Tensor],
+    seen: Tensor,
+    times: Tensor,
+    sensor: Tensor,
+    basis: Tensor,
+    min_speed: float,
+    units_per_metre: float,
+    config: RegistrationConfig,
+) -> _Fit | None:
+    """An object placed on its labelled returns (``clouds``: T frames' labelled points [P_t, 3], horizontal
+    coordinates) over the frames it was ``seen`` [S] (indices into ``times`` [T]), then followed through the frames
+    around them on ``others`` (the frames' points that no other group claims; :func:`_follow`). None when fewer
+    than two frames hold enough of its points."""
+    ts = times[seen]
+    centre, heading, weight, size = _boxes([clouds[f] for f in seen.tolist()], sensor[seen], None, ts, min_speed,
+                                           config)  # fmt: skip
+    ok = weight > 0
+    if int(ok.sum()) < 2:
+        return None
+    known = torch.zeros_like(times, dtype=torch.bool)
+    known[seen[ok]] = True
+    start_c = torch.zeros(times.numel(), 3, dtype=centre.dtype, device=centre.device)
+    start_h = torch.zeros_like(times)
+    start_c[seen], start_h[seen] = centre, heading
+    labelled = [_compact(clouds[f], config.min_points) for f in seen[ok].tolist()]
+    ends = torch.tensor([config.end_quantile, 1 - config.end_quantile], dtype=times.dtype, device=times.device)
+    spread = torch.stack([torch.quantile(c[:, 2], ends) - c[:, 2].median() for c in labelled])  # [S, 2]
+    whole = torch.zeros(2, dtype=torch.bool, device=times.device)
+    for _ in range(2):  # the size again where all of the object's returns show both ends of an axis
+        shape = _Shape(size, float(spread[:, 0].min()), float(spread[:, 1].max()))
+        full_c, full_h, count, ground, extent = _follow(others, times, start_c, start_h, known, shape, sensor, config,
+                                                        units_per_metre)  # fmt: skip
+        for axis in range(2):
+            span = extent[:, axis][torch.isfinite(extent[:, axis])]
+            if span.numel() >= 2:
+                size[axis], whole[axis] = span.median(), True
+    # Heights: the first trajectory's (a frame's visible points say little of them) where the object was seen, as a
+    # height above the road under it, which carries them to the frames it was followed through.
+    first_z = (_first_at(first, times, basis)[0] @ basis)[:, 2]
+    measured = torch.isfinite(ground)
+    seen_measured = torch.zeros_like(measured)
+    seen_measured[seen] = measured[seen]
+    full_c[:, 2] = first_z
+    bottom = torch.full((), math.nan, dtype=times.dtype, device=times.device)
+    if bool(seen_measured.any()):
+        lift = (first_z - ground)[seen_measured].median()
+        full_c[:, 2] = fill_nearest_valid(ground, measured) + lift
+        bottom = config.ground_clearance * units_per_metre - lift
+    labelled_count = torch.tensor([c.shape[0] for c in labelled], device=count.device)
+    count[seen[ok]] = torch.maximum(count[seen[ok]], labelled_count)
+    new_trans, new_rots, new_frame = _fit_boxes(first, times, full_c, full_h, count, basis, config, True)
+    return new_trans, new_rots, new_frame, size, count, whole, bottom
+
+
+def _slide(
+    first: _First,
+    clouds: list[Tensor],
+    seen: Tensor,
+    times: Tensor,
+    sensor: Tensor,
+    basis: Tensor,
+    extent: Tensor,
+    min_speed: float,
+    units_per_metre: float,
+    config: RegistrationConfig,
+) -> _Fit | None:
+    """Without labels: over the frames it was ``seen`` [S], the object's position along its heading corrected on
+    the frames' points near its box (``extent`` [2, 3], its members' box in its axes), in ``iterations`` rounds
+    that gate the points again around the corrected box. Heading and axes stay the first trajectory's."""
+    ts = times[seen]
+    trans, rots, frame = first
+    _, heading0 = _first_at(first, ts, basis)
+    gate, clearance = config.gate * units_per_metre, config.ground_clearance * units_per_metre
+    fwd = torch.stack([torch.cos(heading0), torch.sin(heading0)], dim=-1)
+    count = torch.zeros(times.numel(), dtype=torch.int64, device=times.device)
+    size = torch.full((2,), math.nan, dtype=heading0.dtype, device=heading0.device)
+    current = trans
+    for _ in range(config.iterations):
+        c_now = bspline_eval(current, torch.zeros_like(ts, dtype=torch.int64), ts) @ basis  # [S, 3]
+        gated = []
+        for s, f in enumerate(seen.tolist()):
+            keep, _ = _gate(
+                clouds[f], c_now[s], heading0[s], extent[0], extent[1], gate, clearance, 3 * units_per_metre
+            )
+            gated.append(clouds[f][keep])
+        box, _, weight, size = _boxes(gated, sensor[seen], heading0, ts, min_speed, config)
+        ok = weight > 0
+        along = ((box[:, :2] - c_now[:, :2]) * fwd).sum(-1, keepdim=True)  # beside the heading the first holds
+        centre = c_now.clone()
+        centre[:, :2] = torch.where(ok[:, None], c_now[:, :2] + along * fwd, c_now[:, :2])
+        count.zero_()
+        count[seen] = torch.where(ok, torch.tensor([c.shape[0] for c in gated], device=count.device), 0)
+        full = torch.zeros(times.numel(), 3, dtype=centre.dtype, device=centre.device)
+        full[seen] = centre
+        current = _fit_boxes(first, times, full, torch.zeros_like(times), count, basis, config, False)[0][None]
+    if int((count > 0).sum()) < 2:
+        return None
+    nothing = torch.zeros(2, dtype=torch.bool, device=count.device)
+    return current[0], rots[0], frame, size, count, nothing, torch.full((), math.nan, dtype=size.dtype)
 
 
 __all__ = ["Placement", "RegistrationConfig", "Sweeps", "register_to_sweeps"]

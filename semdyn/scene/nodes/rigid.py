@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -139,6 +139,9 @@ class RigidObjectsNode(GaussianNode):
         ``[R(t) @ frame | c(t)]``."""
         self.register_buffer("group", torch.zeros(0, dtype=torch.int64, device=device))
         """[O] the lifted group each object was made from (index into the group table)."""
+        self.register_buffer("box", torch.full((0, 2, 3), math.nan, device=device))
+        """[O, 2, 3] each object's box, its low and high corners in its axes (forward, left, up; scene units, about
+        the local origin): what it owns (:func:`semdyn.scene.promotion.regroup`). NaN where unknown."""
 
     @property
     def num_objects(self) -> int:
@@ -161,6 +164,13 @@ class RigidObjectsNode(GaussianNode):
         self.interval = torch.zeros(num_objects, 2, device=dev)
         self.frame = torch.eye(3, device=dev).repeat(num_objects, 1, 1)
         self.group = torch.zeros(num_objects, dtype=torch.int64, device=dev)
+        self.box = torch.full((num_objects, 2, 3), math.nan, device=dev)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any) -> None:
+        """Checkpoints written before objects had boxes load with the boxes unknown (NaN)."""
+        if prefix + "translation" in state_dict and prefix + "box" not in state_dict:
+            state_dict[prefix + "box"] = torch.full_like(self.box, math.nan)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def poses(self, objects: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         """``(quat [M, 4], centre [M, 3])`` of ``objects`` [M] at normalised times ``t`` [M]: the rotation and
