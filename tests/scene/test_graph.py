@@ -284,3 +284,65 @@ def test_the_images_correct_the_heading_of_a_car_turning_90_degrees() -> None:
         loss.backward()
         opt.step()
     assert heading_error() < 5.0, (start, heading_error())
+
+
+def _rot(axis: str, angle: float) -> torch.Tensor:
+    c, s = math.cos(angle), math.sin(angle)
+    if axis == "x":
+        return torch.tensor([[1.0, 0, 0], [0, c, -s], [0, s, c]])
+    return torch.tensor([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
+
+
+def test_up_is_the_normal_of_the_level_camera_axes_not_the_pitched_image_up() -> None:
+    """Cameras pitched 3 degrees down (about their right axis) on a rig driving along x, three yaws: up is the
+    world's z to 0.01 degrees, where the mean image-up leans 2 degrees. One camera standing still: its right axis
+    alone does not fix up, which falls back to the image-up made orthogonal to it."""
+    from semdyn.scene.build import up_from_cameras
+
+    poses = []
+    for i in range(10):
+        for yaw in (-1.0, 0.0, 1.0):
+            c2w = torch.eye(4)
+            # OpenGL-style camera: x right, y up, z back; looking along world +x when yaw = 0, nose down 3 deg
+            look = _rot("z", yaw) @ torch.tensor([[0.0, 0, -1], [-1.0, 0, 0], [0, 1.0, 0]])
+            c2w[:3, :3] = look @ _rot("x", math.radians(-3.0))
+            c2w[:3, 3] = torch.tensor([2.0 * i, 0.0, 1.6])
+            poses.append(c2w)
+    poses = torch.stack(poses)
+    mean_up = torch.nn.functional.normalize(poses[:, :3, 1].mean(0), dim=0)
+    assert math.degrees(math.acos(float(mean_up[2]))) > 1.5  # what the image-up alone gives (2.1 deg here)
+    up = up_from_cameras(poses)
+    assert math.degrees(math.acos(min(1.0, float(up[2])))) < 0.01, up
+    still = poses[1:2].repeat(5, 1, 1)
+    fallback = up_from_cameras(still)
+    assert abs(float(fallback @ still[0, :3, 0])) < 1e-6 and float(fallback @ still[0, :3, 1]) > 0.99
+
+
+def test_an_object_owns_the_space_of_its_box() -> None:
+    """A placed object takes the deformable Gaussians inside its box when they are most visible and the background
+    Gaussians its box sweeps through (at the frame they lie deepest inside, which becomes their anchor), but not
+    the road under it, nor what lies beside its path."""
+    from semdyn.scene.promotion import _claim_inside
+
+    scene = _scene(40)
+    node = scene.objects
+    assert node is not None
+    _linear_motion(scene, torch.tensor([-3.0, 0.0, 0.75]), torch.tensor([6.0, 0.0, 0.0]), 0.0)
+    node.box = torch.tensor([[[-2.0, -0.9, -0.55], [2.0, 0.9, 0.75]]])  # 4 x 1.8 m, from 0.2 m above the road
+    n = scene.num_gaussians
+    ids = torch.full((n,), BACKGROUND_ID, dtype=torch.long)
+    world = torch.zeros(n, 3)
+    ref = torch.full((n,), 0.5)
+    world[0] = torch.tensor([1.0, 0.0, 0.85])  # background in the path, at the box centre when t = 2/3
+    world[1] = torch.tensor([1.0, 0.3, 0.05])  # the road in the path
+    world[2] = torch.tensor([1.0, 2.0, 1.0])  # beside the path
+    world[3] = torch.tensor([-3.5, 0.0, 0.5])  # deformable, in the box at its time 0
+    world[4] = torch.tensor([3.0, 0.0, 0.5])  # deformable, far ahead of the box at its time 0
+    ids[3:5] = DEFORMABLE_ID
+    ref[3:5] = 0.0
+    ids[5:] = OBJECT_ID0  # the members (never taken from)
+    frames = torch.linspace(0, 1, 13)
+    new_ref = _claim_inside(scene, node, ids, world, ref, frames, 0.02)
+    assert ids[:5].tolist() == [OBJECT_ID0, BACKGROUND_ID, BACKGROUND_ID, OBJECT_ID0, DEFORMABLE_ID]
+    assert abs(float(new_ref[0]) - 4 / 6) < 1e-6 and abs(float(scene.params["anchor_time"][0]) - 4 / 6) < 1e-6
+    assert float(new_ref[3]) == 0.0

@@ -174,3 +174,23 @@ def test_label_points_reads_the_pixel_and_skips_hidden_points() -> None:
     times = torch.tensor([0.0, 0.0, 0.0, 0.6])
     out = label_points(pts, times, torch.tensor([0.0]), view, K_, ids, [0], window=0.1)
     assert out.tolist() == [7, 0, 0, 0]
+
+
+def test_a_car_is_followed_on_its_returns_where_its_labels_stop() -> None:
+    """An oncoming car labelled only while the cameras see it (the first half of the frames): past that, its box is
+    followed frame by frame on the unlabelled returns, so the whole track is placed, not bridged by the spline,
+    and its length comes from the frames where the ego is beside it."""
+    t, centre, heading, sweeps = _scene(turn=0.0, start=math.pi)
+    assert sweeps.groups is not None
+    seen_by_cameras = sweeps.times <= 0.5
+    cut = dataclasses.replace(sweeps, groups=torch.where(seen_by_cameras, sweeps.groups, -1))
+    guess = _first_guess(t, sweeps, heading)
+    placed = _place(cut, t, guess)
+    half = t <= 0.5
+    assert int((placed.used[0, ~half] > 0).sum()) >= int((~half).sum()) - 1  # followed past the labels
+    ids = torch.zeros(T, dtype=torch.int64)
+    c = bspline_eval(placed.translation.double(), ids, t)
+    err = (c[:, :2] - centre[:, :2]).norm(dim=-1)
+    assert float(err.mean()) < 0.3 and float(err[~half].max()) < 0.6, err
+    assert bool(placed.whole[0, 0]) and abs(float(placed.size[0, 0]) - LENGTH) < 0.5, placed.size
+    assert abs(float(placed.bottom[0]) - (0.2 - HEIGHT / 2)) < 0.15  # the road under it, the clearance above
