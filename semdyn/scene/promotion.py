@@ -11,12 +11,14 @@
    from (``inherit_overlap``; one old object goes to at most one new one), else its trajectory starts from the path:
    translation fitted to the path, heading from the path's tangent (carried over where the path is slower than
    ``min_speed``), about the scene's up axis; where the sequence has timed LiDAR sweeps, that first trajectory is
-   then placed on the object's own returns (:mod:`semdyn.scene.registration`: a box per frame), and members that
-   lie outside the placed box when they are most visible go back to the deformable node. Its members are written
-   in its local coordinates.
-4. Each object also takes the deformable Gaussians inside its extent (the box of its members in its own frame) at
-   the times they are most visible: unlabelled or unsure returns of the car; a placed object also the background
-   Gaussians inside its fitted box there (:func:`_claim_extent`).
+   then placed on the object's own returns (:mod:`semdyn.scene.registration`: a box per frame), which gives it a
+   box (``RigidObjectsNode.box``, kept with its trajectory). Members that lie outside the box when they are most
+   visible go back to the deformable node (beside it) or the background (below it, on the road). Its members are
+   written in its local coordinates.
+4. Each object owns the space of its box (:func:`_claim_inside`): it takes the deformable Gaussians inside it when
+   they are most visible (unlabelled or unsure returns of the car) and the background Gaussians it sweeps through
+   above the road (a smear the car left behind); an object without a box takes only deformable Gaussians inside
+   its members' extent.
 5. Confident members of static groups and of rigid groups that do not move (parked cars) join the background; the
    rest (pedestrians, unlabelled, low-confidence, off-path) the deformable node.
 

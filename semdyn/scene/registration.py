@@ -11,8 +11,13 @@ frame. :func:`register_to_sweeps` fits a box to each frame's returns of the obje
 - the heading: the rectangle the frame's points hug most closely (an L-shape fit), of the four directions of its
   axes the one nearest the direction of travel (without labels, the first trajectory's heading is kept);
 - the centre: each axis from the face turned to the sensor (the far face is hidden or sparse), half the object's
-  size away; the size, per axis, a high quantile over the frames of the distance between the faces (a frame seldom
-  shows both faces, and never more than the object);
+  size away; along an axis the sensor is beside, where the points only bound it (:func:`_centre_from_faces`);
+- labels stop at the edges of the cameras' views, the LiDAR does not: each labelled frame's box is measured again
+  on all the frame's returns near it that no other group claims, and the frames beyond are followed one by one
+  (:func:`_follow`), so a car that has passed the ego is still placed;
+- the size: per axis, the median extent over the frames where the sensor is beside that axis (both ends in view),
+  else a high quantile of the labelled extents (a car only ever seen from behind: a lower bound);
+- the heights: the first trajectory's above the road measured under the box, carried to the frames followed;
 
 and fits the trajectory's control points to the frames' boxes (frames with too few points are bridged by the
 spline's smoothing and a light pull to the first trajectory). Without labels only the position along the heading

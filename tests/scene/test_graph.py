@@ -10,10 +10,11 @@ import torch
 from semdyn.deform import HexPlaneConfig
 from semdyn.deform.quaternion import quat_from_axis_angle, quat_multiply, quat_to_rotmat
 from semdyn.deform.regularizers import GroupLabels
+from semdyn.scene.build import up_from_cameras
 from semdyn.scene.dynamic import DynamicScene, DynamicSceneConfig
 from semdyn.scene.gaussians import GaussianInitConfig
 from semdyn.scene.nodes import BACKGROUND_ID, DEFORMABLE_ID, OBJECT_ID0
-from semdyn.scene.promotion import regroup
+from semdyn.scene.promotion import _claim_inside, regroup
 
 
 def _scene(n: int = 300, seed: int = 0, **kw) -> DynamicScene:
@@ -297,8 +298,6 @@ def test_up_is_the_normal_of_the_level_camera_axes_not_the_pitched_image_up() ->
     """Cameras pitched 3 degrees down (about their right axis) on a rig driving along x, three yaws: up is the
     world's z to 0.01 degrees, where the mean image-up leans 2 degrees. One camera standing still: its right axis
     alone does not fix up, which falls back to the image-up made orthogonal to it."""
-    from semdyn.scene.build import up_from_cameras
-
     poses = []
     for i in range(10):
         for yaw in (-1.0, 0.0, 1.0):
@@ -322,8 +321,6 @@ def test_an_object_owns_the_space_of_its_box() -> None:
     """A placed object takes the deformable Gaussians inside its box when they are most visible and the background
     Gaussians its box sweeps through (at the frame they lie deepest inside, which becomes their anchor), but not
     the road under it, nor what lies beside its path."""
-    from semdyn.scene.promotion import _claim_inside
-
     scene = _scene(40)
     node = scene.objects
     assert node is not None
