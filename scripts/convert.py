@@ -4,10 +4,12 @@ python scripts/convert.py waymo --data waymo/training --segment <context_name> -
 python scripts/convert.py nuscenes --data data/nuscenes --version v1.0-mini --scene scene-0061 --output data/nusc-0061
 python scripts/convert.py kitti --data kitti/2011_09_26/2011_09_26_drive_0001_sync --output data/kitti-0001
 python scripts/convert.py kitti --data kitti_tracking/training --sequence 0001 --output data/kitti-track-0001
+python scripts/convert.py kitti --data <drive without oxts/> --output data/kitti-lidar-poses   # LiDAR odometry
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from pathlib import Path
@@ -50,6 +52,7 @@ def main(options: WaymoOptions | NuScenesOptions | KittiOptions) -> Path:
 
 def entrypoint() -> None:
     """Console entry point: errors the user can fix end in one line, not a traceback."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         main(tyro.cli(Options))
     except SemdynError as err:
