@@ -46,6 +46,7 @@ import numpy as np
 from PIL import Image
 
 from semdyn.data.images import image_size
+from semdyn.data.sources import kitti_odometry
 from semdyn.data.sources.common import (
     BoxTrack,
     CameraFrame,
@@ -75,20 +76,21 @@ VELODYNE_POINT_BYTES = 16
 
 @dataclass
 class KittiOptions(ConvertOptions):
-    """Convert one KITTI raw drive (the _sync folder) or tracking sequence (--data training --sequence 0001).
-    Cameras: image_02 image_03 (colour), image_00 image_01 (grey, raw only). Default: image_02 and image_03."""
+    """Convert one KITTI raw drive (the _sync folder), tracking sequence (--data training --sequence 0001) or odometry
+    sequence (--data dataset --sequence 06). Cameras: raw image_02 image_03 (colour), image_00 image_01 (grey);
+    default image_02 and image_03. Odometry: image_0 image_1 (grey, as RGB), image_2 image_3; default all present."""
 
     data: Path = Path("kitti/2011_09_26/2011_09_26_drive_0001_sync")
     """Raw: the drive folder (``<date>_drive_<nnnn>_sync``); tracking: the split folder (``training``)."""
     calib: Path | None = None
     """Raw: folder of calib_cam_to_cam.txt, calib_velo_to_cam.txt, calib_imu_to_velo.txt; default the drive's parent."""
     sequence: str | None = None
-    """Tracking: the sequence under --data (e.g. 0001); may be omitted when there is one."""
+    """Tracking or odometry: the sequence under --data (e.g. 0001, 06); may be omitted when there is one."""
     frame_rate: float = 10.0
-    """Raw: frame rate in Hz that gives the frame times when the drive has no image timestamps.txt (KITTI: 10)."""
+    """Frame rate in Hz that gives the frame times when there is no timestamps.txt / times.txt (KITTI: 10)."""
     poses: Literal["auto", "oxts", "lidar"] = "auto"
-    """Raw: ego poses from ``oxts`` (GPS/IMU), from the Velodyne scans by ``lidar`` odometry, or ``auto``
-    (oxts when the drive has them, else LiDAR odometry)."""
+    """Ego poses from ``oxts`` (raw: GPS/IMU), from the Velodyne scans by ``lidar`` odometry, or ``auto`` (oxts,
+    or an odometry sequence's poses/<nn>.txt, when there; else LiDAR odometry)."""
     odometry: OdometryOptions = field(default_factory=OdometryOptions)
     """LiDAR odometry settings (used when the poses come from the LiDAR)."""
 
@@ -134,6 +136,8 @@ def load(options: KittiOptions) -> SourceScene:
     """
     options.validate()
     data = Path(options.data)
+    if kitti_odometry.is_odometry_layout(data):
+        return kitti_odometry.load(options)
     if (data / "label_02").is_dir() or (data / "calib").is_dir() or (data / "training").is_dir():
         return _load_tracking(options)
     return _load_raw(options)
