@@ -81,7 +81,7 @@ def main(args: Args) -> None:
                     f"{error.max:.3f}",
                     f"{seconds:.1f}",
                 )
-    Console().print(table)
+    Console(width=150).print(table)
 
 
 if __name__ == "__main__":

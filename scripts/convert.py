@@ -5,6 +5,8 @@ python scripts/convert.py nuscenes --data data/nuscenes --version v1.0-mini --sc
 python scripts/convert.py kitti --data kitti/2011_09_26/2011_09_26_drive_0001_sync --output data/kitti-0001
 python scripts/convert.py kitti --data kitti_tracking/training --sequence 0001 --output data/kitti-track-0001
 python scripts/convert.py kitti --data <drive without oxts/> --output data/kitti-lidar-poses   # LiDAR odometry
+python scripts/convert.py kitti --data kitti_odometry/dataset --sequence 06 --output data/kitti-odo-06
+python scripts/convert.py images --data dashcam.mp4 --output data/dashcam          # structure from motion
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import tyro
 from rich.console import Console
 
 from semdyn.data.sources import write_sequence
+from semdyn.data.sources.images import ImagesOptions
 from semdyn.data.sources.kitti import KittiOptions
 from semdyn.data.sources.nuscenes import NuScenesOptions
 from semdyn.data.sources.waymo import WaymoOptions
@@ -28,15 +31,18 @@ Options = (
     Annotated[WaymoOptions, tyro.conf.subcommand("waymo")]
     | Annotated[NuScenesOptions, tyro.conf.subcommand("nuscenes")]
     | Annotated[KittiOptions, tyro.conf.subcommand("kitti")]
+    | Annotated[ImagesOptions, tyro.conf.subcommand("images")]
 )
 
 
-def main(options: WaymoOptions | NuScenesOptions | KittiOptions) -> Path:
+def main(options: WaymoOptions | NuScenesOptions | KittiOptions | ImagesOptions) -> Path:
     """Read the dataset, write the sequence, print where it went."""
     if isinstance(options, WaymoOptions):
         from semdyn.data.sources import waymo as source
     elif isinstance(options, NuScenesOptions):
         from semdyn.data.sources import nuscenes as source
+    elif isinstance(options, ImagesOptions):
+        from semdyn.data.sources import images as source
     else:
         from semdyn.data.sources import kitti as source
     start = time.perf_counter()

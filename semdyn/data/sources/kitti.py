@@ -59,6 +59,7 @@ from semdyn.data.sources.common import (
     select_range,
     transform_points,
 )
+from semdyn.data.sources.lidar_objects import LidarObjectsOptions, moving_objects
 from semdyn.data.sources.odometry import OdometryOptions, lidar_odometry, resolve_backend
 from semdyn.errors import DataFormatError, InputError, read_text
 
@@ -93,6 +94,11 @@ class KittiOptions(ConvertOptions):
     or an odometry sequence's poses/<nn>.txt, when there; else LiDAR odometry)."""
     odometry: OdometryOptions = field(default_factory=OdometryOptions)
     """LiDAR odometry settings (used when the poses come from the LiDAR)."""
+    objects_from: Literal["auto", "labels", "lidar"] = "auto"
+    """Object tracks from the dataset's ``labels`` (raw tracklet_labels.xml, tracking label_02), from moving objects
+    found in the ``lidar`` sweeps (no annotations, no model weights), or ``auto`` (labels when present, else LiDAR)."""
+    lidar_objects: LidarObjectsOptions = field(default_factory=LidarObjectsOptions)
+    """Thresholds of the LiDAR moving-object finder (used when objects come from the LiDAR)."""
 
     def validate(self) -> None:
         """Check the values. Raises `InputError` naming the option."""
@@ -101,7 +107,10 @@ class KittiOptions(ConvertOptions):
             raise InputError(f"--frame-rate must be a positive number of Hz, got {self.frame_rate}")
         if self.poses not in ("auto", "oxts", "lidar"):
             raise InputError(f"--poses must be auto, oxts or lidar, got {self.poses!r}")
+        if self.objects_from not in ("auto", "labels", "lidar"):
+            raise InputError(f"--objects-from must be auto, labels or lidar, got {self.objects_from!r}")
         self.odometry.validate()
+        self.lidar_objects.validate()
 
 
 @dataclass(frozen=True)
@@ -236,17 +245,33 @@ def _load_raw(options: KittiOptions) -> SourceScene:
         rig, cameras, indices, times, world_from_imu, lambda c, i: drive / c / "data" / f"{i:010d}.png", size
     )
     sweeps = []
-    if options.lidar:
+    labels = drive / "tracklet_labels.xml"
+    lidar_objects = options.objects and _objects_from_lidar(labels, drive / "velodyne_points" / "data", options)
+    if options.lidar or lidar_objects:
         folder = drive / "velodyne_points"
         stamps_file = folder / "timestamps.txt"
         sweep_times = relative_seconds(read_timestamps(stamps_file), base) if stamps_file.is_file() else times
         sweep_times = [sweep_times[i] if i < len(sweep_times) else times[i] for i in range(count)]
         sweeps = _sweeps(folder / "data", "{:010d}.bin", indices, sweep_times, world_from_velo)
-    tracks = _tracklets(drive / "tracklet_labels.xml", indices, times, world_from_velo) if options.objects else []
+    if lidar_objects:
+        tracks = moving_objects(sweeps, options.lidar_objects)
+    else:
+        tracks = _tracklets(labels, indices, times, world_from_velo) if options.objects else []
+    sweeps = sweeps if options.lidar else []
     info = {"drive": drive.name, "data": str(drive.resolve()), "frame_indices": [indices[0], indices[-1]]}
     info["time_origin"] = f"{base_note} {indices[0] + 1}"
     info["poses"] = f"LiDAR odometry ({backend}), world = first Velodyne frame" if from_lidar else "oxts"
     return SourceScene(dataset="kitti", frames=frames, sweeps=sweeps, tracks=tracks, info=info)
+
+
+def _objects_from_lidar(labels: Path, velodyne: Path, options: KittiOptions) -> bool:
+    """Whether the object tracks come from the LiDAR (``--objects-from``, and whether labels and scans are there)."""
+    auto = options.objects_from == "auto" and not labels.is_file() and velodyne.is_dir()
+    if options.objects_from == "lidar" or auto:
+        if options.objects_from == "auto":
+            log.info("no %s: moving objects found in the LiDAR sweeps (--objects-from)", labels.name)
+        return True
+    return False
 
 
 def _poses_from_lidar(drive: Path, options: KittiOptions) -> bool:
@@ -502,7 +527,7 @@ def _scan_loader(path: Path) -> Callable[[], np.ndarray]:
 def _tracklets(path: Path, indices: list[int], times: list[float], world_from_velo: np.ndarray) -> list[BoxTrack]:
     """Tracklets (Velodyne frame, bottom-centred boxes) as world box tracks over the selected frames."""
     if not path.is_file():
-        raise DataFormatError(path, "the tracklets file is missing (or pass --no-objects)")
+        raise DataFormatError(path, "the tracklets file is missing (pass --objects-from lidar or --no-objects)")
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as error:

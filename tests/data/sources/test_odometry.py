@@ -149,11 +149,13 @@ def test_a_velodyne_scan_of_the_wrong_size_is_named(tmp_path: Path, world: np.nd
 
 @pytest.mark.skipif(not RAW_DRIVE.is_dir(), reason="the shared KITTI raw drive is absent (../shared/data)")
 def test_the_shared_raw_drive_converts_with_lidar_poses(tmp_path: Path) -> None:
-    options = KittiOptions(data=RAW_DRIVE, output=tmp_path / "seq", objects=False, frames=(0, 12), lidar_stride=8)
-    root = write_sequence(load(options), options)
+    options = KittiOptions(data=RAW_DRIVE, output=tmp_path / "seq", frames=(0, 20), lidar_stride=8, downscale=4.0)
+    root = write_sequence(load(options), options)  # no tracklets: the moving objects come from the LiDAR
     seq = read_sequence(root)
-    assert len(seq.frames) == 12 and seq.cameras == ("image_02",)
-    np.testing.assert_allclose(np.unique(seq.times_seconds), 0.1 * np.arange(12), atol=1e-9)
+    assert seq.objects and all(o.label == "moving" for o in seq.objects)
+    assert any(o.dynamic for o in seq.objects) and all(f.mask_path is not None for f in seq.frames)
+    assert len(seq.frames) == 20 and seq.cameras == ("image_02",)
+    np.testing.assert_allclose(np.unique(seq.times_seconds), 0.1 * np.arange(20), atol=1e-9)
     centres = seq.camera_to_worlds[:, :3, 3]
     steps = np.linalg.norm(np.diff(centres, axis=0), axis=1)
     # The car creeps forward in a jam: ~0.1-0.3 m per frame, smoothly, along the camera's viewing direction.
