@@ -338,10 +338,15 @@ def _load_tracking(options: KittiOptions) -> SourceScene:
         rig, cameras, indices, times, world_from_imu, lambda c, i: images[c][i], lambda c: image_size(images[c][0])
     )
     velodyne = root / "velodyne" / sequence
-    sweeps = _sweeps(velodyne, "{:06d}.bin", indices, times, world_from_velo) if options.lidar else []
-    world_from_rect = world_from_velo @ np.linalg.inv(rig.rect @ rig.cam0_from_velo)
     labels = root / "label_02" / f"{sequence}.txt"
-    tracks = _tracking_labels(labels, indices, times, world_from_rect) if options.objects else []
+    lidar_objects = options.objects and _objects_from_lidar(labels, velodyne, options)
+    sweeps = _sweeps(velodyne, "{:06d}.bin", indices, times, world_from_velo) if options.lidar or lidar_objects else []
+    world_from_rect = world_from_velo @ np.linalg.inv(rig.rect @ rig.cam0_from_velo)
+    if lidar_objects:
+        tracks = moving_objects(sweeps, options.lidar_objects)
+    else:
+        tracks = _tracking_labels(labels, indices, times, world_from_rect) if options.objects else []
+    sweeps = sweeps if options.lidar else []
     info = {"sequence": sequence, "data": str(root.resolve()), "frame_indices": [indices[0], indices[-1]]}
     info["time_origin"] = f"frame {indices[0]} (10 Hz, no timestamps in KITTI tracking)"
     return SourceScene(dataset="kitti", frames=frames, sweeps=sweeps, tracks=tracks, info=info)

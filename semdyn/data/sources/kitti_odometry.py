@@ -13,7 +13,8 @@ Layout read (``--data dataset --sequence 06``, or ``--data dataset/sequences/06`
 
 Camera i of a stereo rig is rectified camera 0 shifted by ``K^-1 P_i[:, 3]``; its pose is camera 0's composed with
 that shift. The world is camera 0's first frame turned to z up (x forward, y left, z up, metres). Without a poses
-file the poses come from the Velodyne scans by LiDAR odometry, through ``Tr``.
+file the poses come from the Velodyne scans by LiDAR odometry, through ``Tr``. Odometry sequences have no object
+labels: with Velodyne scans, the moving objects are found in them (``--objects-from``).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def is_odometry_layout(data: Path) -> bool:
 def load(options: KittiOptions) -> SourceScene:
     """Read the selected frames of a KITTI odometry sequence into a `SourceScene` (`kitti.load` dispatches here)."""
     from semdyn.data.sources.kitti import _image_loader, _scan_loader, _sweeps  # kitti imports this module
+    from semdyn.data.sources.lidar_objects import moving_objects
     from semdyn.data.sources.odometry import lidar_odometry, resolve_backend
 
     folder, poses_path = _sequence_folder(Path(options.data), options.sequence)
@@ -118,9 +120,16 @@ def load(options: KittiOptions) -> SourceScene:
             path = images[camera][i]
             pose = world_from_cam0[j] @ cam0_from_cam
             frames.append(CameraFrame(camera, times[i], pose, model, _image_loader(path), image_source=path))
-    sweeps = []
-    if options.lidar and velodyne.is_dir() and velo_to_cam0 is not None:
+    sweeps, tracks = [], []
+    lidar_objects = options.objects and options.objects_from != "labels" and velodyne.is_dir()
+    if options.objects_from == "lidar" and not lidar_objects and options.objects:
+        raise DataFormatError(velodyne, "--objects-from lidar needs the sequence's Velodyne scans, which are missing")
+    if (options.lidar or lidar_objects) and velodyne.is_dir() and velo_to_cam0 is not None:
         sweeps = _sweeps(velodyne, "{:06d}.bin", indices, times, world_from_cam0 @ velo_to_cam0)
+    if lidar_objects and sweeps:
+        log.info("KITTI odometry has no object labels: moving objects found in the LiDAR sweeps")
+        tracks = moving_objects(sweeps, options.lidar_objects)
+    sweeps = sweeps if options.lidar else []
     info = {
         "sequence": folder.name,
         "data": str(folder.resolve()),
@@ -130,7 +139,7 @@ def load(options: KittiOptions) -> SourceScene:
         "time_origin": f"frame {indices[0]}" + ("" if times_path.is_file() else f" ({options.frame_rate:g} Hz)"),
         "world": "camera 0 of the first frame, turned to x forward, y left, z up",
     }
-    return SourceScene(dataset="kitti", frames=frames, sweeps=sweeps, tracks=[], info=info)
+    return SourceScene(dataset="kitti", frames=frames, sweeps=sweeps, tracks=tracks, info=info)
 
 
 def _sequence_folder(data: Path, sequence: str | None) -> tuple[Path, Path]:
