@@ -63,6 +63,8 @@ class ImagesOptions(ConvertOptions):
     init_min_angle: float = 4.0
     """Smallest triangulation angle of the initial pair, degrees (COLMAP's 16 rarely holds for a forward-driving
     camera, whose neighbouring frames see the street from nearly the same direction)."""
+    tries: int = 3
+    """Incremental mapping attempts (each draws its initial pair with another seed) before giving up."""
     threads: int = 2
     """CPU threads for feature extraction, matching and bundle adjustment."""
     workspace: Path | None = None
@@ -78,6 +80,7 @@ class ImagesOptions(ConvertOptions):
             ("--sfm-size", self.sfm_size >= 64),
             ("--overlap", self.overlap >= 1),
             ("--threads", self.threads >= 1),
+            ("--tries", self.tries >= 1),
         ]
         for name, ok in checks:
             if not ok:
@@ -245,19 +248,30 @@ def _reconstruct(
     matching.num_threads = options.threads
     matching.use_gpu = False
     pycolmap.match_sequential(database, matching_options=matching, pairing_options=pairing, device=pycolmap.Device.cpu)
-    mapping = pycolmap.IncrementalPipelineOptions()
-    mapping.num_threads = options.threads
-    mapping.multiple_models = False
-    mapping.mapper.init_min_tri_angle = options.init_min_angle
-    (work / "sparse").mkdir(exist_ok=True)
-    models = pycolmap.incremental_mapping(database, images, work / "sparse", options=mapping)
-    best = max(models.values(), key=lambda m: m.num_reg_images(), default=None)
-    registered = best.num_reg_images() if best is not None else 0
+    best, registered = None, 0
     need = math.ceil(options.min_registered * len(names))
+    for attempt in range(options.tries):  # COLMAP's initial pair is drawn at random; another draw often succeeds
+        mapping = pycolmap.IncrementalPipelineOptions()
+        mapping.num_threads = options.threads
+        mapping.multiple_models = False
+        mapping.random_seed = attempt
+        mapping.mapper.init_min_tri_angle = options.init_min_angle
+        mapping.mapper.init_max_forward_motion = 1.0  # a driving camera moves along its axis; COLMAP refuses > 0.95
+        out = work / "sparse" / str(attempt)
+        out.mkdir(parents=True, exist_ok=True)
+        models = pycolmap.incremental_mapping(database, images, out, options=mapping)
+        model = max(models.values(), key=lambda m: m.num_reg_images(), default=None)
+        count = model.num_reg_images() if model is not None else 0
+        log.info("structure from motion try %d: %d of %d frames registered", attempt + 1, count, len(names))
+        if count > registered:
+            best, registered = model, count
+        if registered >= need:
+            break
     if registered < need:
         raise DataFormatError(
             options.data,
-            f"structure from motion registered {registered} of {len(names)} frames (--min-registered needs {need}): "
+            f"structure from motion registered {registered} of {len(names)} frames in {options.tries} tries "
+            f"(--min-registered needs {need}): "
             "the frames overlap too little, are blurred or textureless; keep more frames (--every 1), raise --sfm-size "
             "or --overlap, or use frames from a steadier camera",
         )
