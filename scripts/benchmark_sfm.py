@@ -19,6 +19,7 @@ from rich.table import Table
 from semdyn.data.sources.alignment import trajectory_error
 from semdyn.data.sources.images import ImagesOptions, load
 from semdyn.data.sources.kitti_odometry import read_odometry_poses
+from semdyn.errors import SemdynError
 
 
 @dataclass
@@ -45,12 +46,17 @@ def main(args: Args) -> None:
     for size in args.sfm_sizes:
         options = ImagesOptions(data=args.frames, focal=args.focal, sfm_size=size, threads=args.threads)
         start = time.perf_counter()
-        scene = load(options)
+        count = len(list(args.frames.glob("*.png")))
+        try:
+            scene = load(options)
+        except SemdynError as err:  # too few registered: a row of the table, not the end of it
+            table.add_row(str(size), str(count), "failed", "-", "-", "-", "-", f"{time.perf_counter() - start:.0f}")
+            Console(stderr=True).print(f"sfm size {size}: {err}")
+            continue
         seconds = time.perf_counter() - start
         frames = sorted(scene.frames, key=lambda f: f.time)
         index = [int(Path(f.image_source).stem) for f in frames]
         error = trajectory_error(np.array([f.camera_to_world for f in frames]), truth[index], with_scale=True)
-        count = len(list(args.frames.glob("*.png")))
         table.add_row(
             str(size),
             str(count),
