@@ -34,7 +34,9 @@ def test_structure_from_motion_that_registers_too_few_frames_says_what_to_do(tmp
     clip = tmp_path / "blank.mp4"
     frames = np.full((8, 48, 64, 3), 120, dtype=np.uint8)  # textureless: no features, nothing to register
     iio.imwrite(clip, frames, fps=10, codec="libx264")
-    with pytest.raises(DataFormatError, match=r"blank.mp4: structure from motion registered 0 of 8 frames in 3 tries .*--every"):
+    with pytest.raises(
+        DataFormatError, match=r"blank.mp4: structure from motion registered 0 of 8 frames in 3 tries .*--every"
+    ):
         load(ImagesOptions(data=clip, threads=1))
 
 

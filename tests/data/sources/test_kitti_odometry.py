@@ -106,3 +106,33 @@ def test_the_shared_odometry_sequence_matches_its_poses(tmp_path: Path) -> None:
     assert np.linalg.norm(centres[-1] - centres[0]) > 20.0  # ~1.2 m per frame down the street
     baselines = [np.linalg.norm(r.camera_to_world[:3, 3] - l.camera_to_world[:3, 3]) for l, r in zip(left, right)]
     np.testing.assert_allclose(baselines, 0.537, atol=0.002)  # P1's 379.81 / 707.09 = 0.537 m
+
+
+def test_without_poses_the_velodyne_gives_them(tmp_path: Path) -> None:
+    from tests.data.sources import box_world
+
+    root = write_sequence_folder(tmp_path / "dataset")
+    (root / "poses" / "03.txt").unlink()
+    folder = root / "sequences" / "03"
+    velo_to_cam0 = np.array([[0.0, -1.0, 0.0, 0.05], [0.0, 0.0, -1.0, -0.1], [1.0, 0.0, 0.0, -0.3], [0, 0, 0, 1.0]])
+    with (folder / "calib.txt").open("a") as calib:
+        calib.write("Tr: " + " ".join(f"{v:.9e}" for v in velo_to_cam0[:3].ravel()) + "\n")
+    world, rng = box_world.world_points(), np.random.default_rng(1)
+    (folder / "velodyne").mkdir()
+    for i in range(4):  # the Velodyne at camera 0's pose i (through Tr)
+        world_from_velo = _pose_z_up(i) @ velo_to_cam0
+        points = box_world.scan(world, world_from_velo, rng)
+        cloud = np.concatenate([points, np.zeros((len(points), 1))], axis=1).astype(np.float32)
+        (folder / "velodyne" / f"{i:06d}.bin").write_bytes(cloud.tobytes())
+    options = KittiOptions(data=root, output=tmp_path / "seq", lidar_stride=10)
+    seq = read_sequence(write_sequence(load(options), options))
+    assert seq.extra["source"]["poses"].startswith("LiDAR odometry")
+    left = sorted((f for f in seq.frames if f.camera == "image_0"), key=lambda f: f.time)
+    first = np.linalg.inv(left[0].camera_to_world)
+    for i, frame in enumerate(left):
+        np.testing.assert_allclose(first @ frame.camera_to_world, GL @ _pose(i) @ GL, atol=0.05)
+
+
+def _pose_z_up(i: int) -> np.ndarray:
+    """Camera 0's pose i in a z-up world (the box world's ground is z = -1.8)."""
+    return Z_UP_FROM_CAMERA @ _pose(i)
