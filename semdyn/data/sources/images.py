@@ -12,6 +12,7 @@ Structure from motion has no metric scale: the world is COLMAP's (first register
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import shutil
@@ -68,7 +69,8 @@ class ImagesOptions(ConvertOptions):
     threads: int = 2
     """CPU threads for feature extraction, matching and bundle adjustment."""
     workspace: Path | None = None
-    """Keep COLMAP's database, downscaled images and model here (default: a temporary folder, removed)."""
+    """Keep COLMAP's database, downscaled images, model and a video's decoded frames here (default: a temporary
+    folder, removed when the process ends)."""
 
     def validate(self) -> None:
         """Check the values. Raises `InputError` naming the option."""
@@ -116,8 +118,9 @@ def load(options: ImagesOptions) -> SourceScene:
         reconstruction = _reconstruct(pycolmap, small, work, cameras, scales, options)
         return _scene(reconstruction, data, cameras, times, full, scales, options)
     finally:
-        if own:
-            shutil.rmtree(work, ignore_errors=True)
+        if own:  # a video's decoded frames are read again by the writer: the folder goes when the process ends
+            shutil.rmtree(work / "images", ignore_errors=True)
+            atexit.register(shutil.rmtree, work, True)
 
 
 def _gather(data: Path, options: ImagesOptions, out: Path) -> tuple[list[str], list[float], dict[str, list[Path]]]:
@@ -297,7 +300,8 @@ def _scene(reconstruction, data: Path, cameras, times, full, scales, options: Im
         cam_from_world = np.asarray(image.cam_from_world().matrix())
         pose = np.linalg.inv(rigid(cam_from_world[:, :3], cam_from_world[:, 3]))
         path = full[camera_name][i]
-        frames.append(CameraFrame(camera_name, times[i], pose, model, _image_loader(path), image_source=path))
+        loader = _image_loader(path, "the frame")
+        frames.append(CameraFrame(camera_name, times[i], pose, model, loader, image_source=path))
     first_seen: dict[int, list[np.ndarray]] = {}
     for point in reconstruction.points3D.values():
         seen = [index_of[e.image_id] for e in point.track.elements if e.image_id in index_of]

@@ -471,10 +471,10 @@ def _rz(a: float) -> np.ndarray:
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
-def _image_loader(path: Path) -> Callable[[], np.ndarray]:
+def _image_loader(path: Path, what: str = "the KITTI image") -> Callable[[], np.ndarray]:
     def load() -> np.ndarray:
         if not path.is_file():
-            raise DataFormatError(path, "the KITTI image is missing")
+            raise DataFormatError(path, f"{what} is missing")
         try:
             with Image.open(path) as image:
                 return np.asarray(image.convert("RGB"))

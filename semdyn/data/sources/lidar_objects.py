@@ -4,9 +4,9 @@ With the sweeps in one world frame (ego motion compensated by the recording's po
 
 1. ground: per sweep, the lowest return of each ``ground_cell`` cell (minimum over its neighbours) is the local
    ground height; returns within ``ground_clearance`` of it, or higher than ``max_height`` above it, are dropped;
-2. disagreement with the static map: a return is *moving* when no sweep ``gap`` or more frames before or after it
-   saw anything within about ``radius`` (voxels of that size and their neighbours): static surfaces are seen again
-   where they were, from earlier or later viewpoints; moving ones are not;
+2. disagreement with the static map: a return is *moving* when no sweep ``gap`` to ``gap + window`` frames before
+   or after it saw anything within about ``radius`` (voxels of that size and their neighbours): static surfaces are
+   seen again where they were, from earlier or later viewpoints; moving ones are not;
 3. clusters: the remaining returns of a sweep are grouped by connected bird's-eye-view cells (``cluster_cell``),
    kept when object-sized;
 4. tracks: clusters are linked from sweep to sweep (nearest predicted centre within ``max_step`` metres, constant
@@ -51,7 +51,9 @@ class LidarObjectsOptions:
     max_height: float = 4.0
     """Returns higher than this above the ground are ignored (bridges, trees over the road)."""
     gap: int = 8
-    """Compare each sweep with the sweeps this many frames before and after (fewer at the ends)."""
+    """Compare each sweep with the sweeps at least this many frames before and after it..."""
+    window: int = 8
+    """...and at most ``gap + window`` frames (a queue of cars re-covers a lane given longer)."""
     radius: float = 0.3
     """Voxel size of the static map: a return whose voxel and neighbours no distant sweep saw is moving."""
     min_width: float = 0.25
@@ -81,8 +83,8 @@ class LidarObjectsOptions:
                 raise InputError(
                     f"--lidar-objects.{name.replace('_', '-')} must be positive, got {getattr(self, name)}"
                 )
-        if self.gap < 1 or self.min_points < 1 or self.min_track < 1:
-            raise InputError("--lidar-objects.gap, min-points and min-track must be positive integers")
+        if self.gap < 1 or self.window < 0 or self.min_points < 1 or self.min_track < 1:
+            raise InputError("--lidar-objects.gap, min-points and min-track must be positive integers, window >= 0")
         if not 0.0 <= self.min_moving_fraction <= 1.0:
             raise InputError(f"--lidar-objects.min-moving-fraction must be in [0, 1], got {self.min_moving_fraction}")
 
@@ -128,7 +130,7 @@ def moving_objects(sweeps: list[LidarSweep], options: LidarObjectsOptions = Lida
     for k, cloud in enumerate(track(clouds, "LiDAR objects: moving returns")):
         if len(cloud) == 0:
             continue
-        moving = static_map.moving(cloud, k, options.gap)
+        moving = static_map.moving(cloud, k, options.gap, options.window)
         clusters = [
             _Cluster(
                 k, sweeps[k].time, cloud[members], cloud[members].mean(0), sweeps[k].origin, moving[members].mean()
@@ -161,31 +163,38 @@ def _non_ground(sweep: LidarSweep, options: LidarObjectsOptions) -> np.ndarray:
 
 
 class _StaticMap:
-    """Which sweeps saw something in each ``radius`` voxel: the earliest and the latest sweep index per voxel."""
+    """Which sweeps saw something in each ``radius`` voxel: one bit per sweep and voxel ([V, ceil(T / 64)] words)."""
 
     def __init__(self, clouds: list[np.ndarray], radius: float) -> None:
         self.radius = radius
+        self.words = max(1, (len(clouds) + 63) // 64)
         keys = [self._keys(c) for c in clouds]
         every = np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64)
-        index = np.concatenate([np.full(len(k), i) for i, k in enumerate(keys)]) if keys else np.zeros(0, int)
+        index = np.concatenate([np.full(len(k), i, dtype=np.int64) for i, k in enumerate(keys)]) if keys else every
         self.voxels, inverse = np.unique(every, return_inverse=True)
-        self.first = np.full(len(self.voxels), np.iinfo(np.int64).max)
-        self.last = np.full(len(self.voxels), -1)
-        np.minimum.at(self.first, inverse, index)
-        np.maximum.at(self.last, inverse, index)
+        self.bits = np.zeros((len(self.voxels), self.words), dtype=np.uint64)
+        np.bitwise_or.at(self.bits, (inverse, index // 64), np.left_shift(np.uint64(1), (index % 64).astype(np.uint64)))
+        self.count = len(clouds)
 
     def _keys(self, xyz: np.ndarray, offset: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
         cells = np.floor(xyz / self.radius).astype(np.int64) + np.array(offset) + 2**20
         return (cells[:, 0] << 42) | (cells[:, 1] << 21) | cells[:, 2]
 
-    def moving(self, cloud: np.ndarray, sweep: int, gap: int) -> np.ndarray:
-        """bool [P]: no sweep ``gap`` or more frames away saw anything in the point's voxel or its 26 neighbours."""
+    def moving(self, cloud: np.ndarray, sweep: int, gap: int, window: int) -> np.ndarray:
+        """bool [P]: no sweep ``gap`` to ``gap + window`` frames before or after saw anything in the point's voxel or
+        its 26 neighbours (all False when there is no such sweep: nothing to compare with)."""
+        others = [j for j in range(self.count) if gap <= abs(j - sweep) <= gap + window]
+        if not others or len(self.voxels) == 0:
+            return np.zeros(len(cloud), dtype=bool)
+        mask = np.zeros(self.words, dtype=np.uint64)
+        for j in others:
+            mask[j // 64] |= np.uint64(1) << np.uint64(j % 64)
         static = np.zeros(len(cloud), dtype=bool)
         for offset in itertools.product((-1, 0, 1), repeat=3):
             keys = self._keys(cloud, offset)
             at = np.clip(np.searchsorted(self.voxels, keys), 0, len(self.voxels) - 1)
             found = self.voxels[at] == keys
-            static |= found & ((self.first[at] <= sweep - gap) | (self.last[at] >= sweep + gap))
+            static |= found & (self.bits[at] & mask).any(axis=1)
         return ~static
 
 

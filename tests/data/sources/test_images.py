@@ -66,3 +66,22 @@ def test_kitti_frames_are_posed_within_one_percent_of_the_path(tmp_path: Path) -
     truth = read_odometry_poses(SHARED / "poses" / "06.txt")[:14]
     error = trajectory_error(np.array([f.camera_to_world for f in frames]), truth, with_scale=True)
     assert error.path_length > 14.0 and error.percent_of_path < 1.0, error
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED.is_dir(), reason="the shared KITTI odometry sequence is absent (../shared/data)")
+def test_a_video_becomes_a_sequence_with_its_own_frame_times(tmp_path: Path) -> None:
+    import imageio.v3 as iio
+
+    paths = sorted((SHARED / "sequences" / "06" / "image_0").glob("*.png"))[:10]
+    frames = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths])
+    clip = tmp_path / "drive.mp4"
+    iio.imwrite(clip, frames, fps=5, codec="libx264", macro_block_size=1)
+    options = ImagesOptions(data=clip, output=tmp_path / "seq", focal=707.0912)
+    seq = read_sequence(write_sequence(load(options), options))  # the decoded frames outlive load()
+    ordered = sorted(seq.frames, key=lambda f: f.time)
+    assert len(ordered) == 10
+    np.testing.assert_allclose([f.time for f in ordered], 0.2 * np.arange(10), atol=1e-6)  # the video's 5 fps
+    truth = read_odometry_poses(SHARED / "poses" / "06.txt")[:10]
+    error = trajectory_error(np.array([f.camera_to_world for f in ordered]), truth, with_scale=True)
+    assert error.percent_of_path < 1.0, error
