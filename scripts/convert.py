@@ -48,9 +48,10 @@ def main(options: WaymoOptions | NuScenesOptions | KittiOptions | ImagesOptions)
     start = time.perf_counter()
     scene = source.load(options)
     path = write_sequence(scene, options)
+    points = "sets of SfM points (by first frame seen)" if scene.dataset == "images" else "LiDAR sweeps"
     size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     Console().print(
-        f"wrote {path}: {len(scene.frames)} images, {len(scene.sweeps)} LiDAR sweeps, {len(scene.tracks)} tracks "
+        f"wrote {path}: {len(scene.frames)} images, {len(scene.sweeps)} {points}, {len(scene.tracks)} tracks "
         f"in {time.perf_counter() - start:.1f} s ({size / 2**20:.1f} MiB)"
     )
     return path
