@@ -4,10 +4,14 @@ python scripts/convert.py waymo --data waymo/training --segment <context_name> -
 python scripts/convert.py nuscenes --data data/nuscenes --version v1.0-mini --scene scene-0061 --output data/nusc-0061
 python scripts/convert.py kitti --data kitti/2011_09_26/2011_09_26_drive_0001_sync --output data/kitti-0001
 python scripts/convert.py kitti --data kitti_tracking/training --sequence 0001 --output data/kitti-track-0001
+python scripts/convert.py kitti --data <drive without oxts/> --output data/kitti-lidar-poses   # LiDAR odometry
+python scripts/convert.py kitti --data kitti_odometry/dataset --sequence 06 --output data/kitti-odo-06
+python scripts/convert.py images --data dashcam.mp4 --output data/dashcam          # structure from motion
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from pathlib import Path
@@ -17,6 +21,7 @@ import tyro
 from rich.console import Console
 
 from semdyn.data.sources import write_sequence
+from semdyn.data.sources.images import ImagesOptions
 from semdyn.data.sources.kitti import KittiOptions
 from semdyn.data.sources.nuscenes import NuScenesOptions
 from semdyn.data.sources.waymo import WaymoOptions
@@ -26,23 +31,27 @@ Options = (
     Annotated[WaymoOptions, tyro.conf.subcommand("waymo")]
     | Annotated[NuScenesOptions, tyro.conf.subcommand("nuscenes")]
     | Annotated[KittiOptions, tyro.conf.subcommand("kitti")]
+    | Annotated[ImagesOptions, tyro.conf.subcommand("images")]
 )
 
 
-def main(options: WaymoOptions | NuScenesOptions | KittiOptions) -> Path:
+def main(options: WaymoOptions | NuScenesOptions | KittiOptions | ImagesOptions) -> Path:
     """Read the dataset, write the sequence, print where it went."""
     if isinstance(options, WaymoOptions):
         from semdyn.data.sources import waymo as source
     elif isinstance(options, NuScenesOptions):
         from semdyn.data.sources import nuscenes as source
+    elif isinstance(options, ImagesOptions):
+        from semdyn.data.sources import images as source
     else:
         from semdyn.data.sources import kitti as source
     start = time.perf_counter()
     scene = source.load(options)
     path = write_sequence(scene, options)
+    points = "sets of SfM points (by first frame seen)" if scene.dataset == "images" else "LiDAR sweeps"
     size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     Console().print(
-        f"wrote {path}: {len(scene.frames)} images, {len(scene.sweeps)} LiDAR sweeps, {len(scene.tracks)} tracks "
+        f"wrote {path}: {len(scene.frames)} images, {len(scene.sweeps)} {points}, {len(scene.tracks)} tracks "
         f"in {time.perf_counter() - start:.1f} s ({size / 2**20:.1f} MiB)"
     )
     return path
@@ -50,6 +59,7 @@ def main(options: WaymoOptions | NuScenesOptions | KittiOptions) -> Path:
 
 def entrypoint() -> None:
     """Console entry point: errors the user can fix end in one line, not a traceback."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         main(tyro.cli(Options))
     except SemdynError as err:

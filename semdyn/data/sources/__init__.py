@@ -6,9 +6,15 @@ only inside their modules, so importing semdyn never needs them:
 
 - `semdyn.data.sources.waymo`: Waymo Open Dataset v2 parquet components, read with pyarrow (no TensorFlow).
 - `semdyn.data.sources.nuscenes`: nuScenes v1.0 through nuscenes-devkit.
-- `semdyn.data.sources.kitti`: KITTI raw drives (synced and rectified) and KITTI tracking sequences.
+- `semdyn.data.sources.kitti`: KITTI raw drives (synced and rectified) and KITTI tracking sequences;
+  `semdyn.data.sources.kitti_odometry`: KITTI odometry sequences (dispatched from `kitti`).
+- `semdyn.data.sources.images`: a video or folders of frames, posed by structure from motion (pycolmap).
 
-The command line is ``scripts/convert.py {waymo,nuscenes,kitti}``.
+What a recording lacks comes from its sensors: `odometry` (ego poses from the LiDAR: kiss-icp or open3d ICP),
+`lidar_objects` (moving objects from the LiDAR, without annotations); `alignment` scores estimated trajectories
+(Umeyama alignment, absolute trajectory error).
+
+The command line is ``scripts/convert.py {waymo,nuscenes,kitti,images}``.
 """
 
 from __future__ import annotations

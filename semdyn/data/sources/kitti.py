@@ -9,6 +9,10 @@ Raw layout read (as the raw data download unpacks)::
         image_02/data/<i>.png, image_02/timestamps.txt      (image_03 likewise; 00/01 are grey)
         oxts/data/<i>.txt                                   lat lon alt roll pitch yaw ... (30 values)
         velodyne_points/data/<i>.bin, timestamps.txt         float32 x y z reflectance   unless --no-lidar
+
+A drive without oxts/ gets its ego poses from the Velodyne scans by LiDAR odometry (kiss-icp, or open3d ICP;
+the world is then the first scan's Velodyne frame), and a drive without timestamps.txt gets frame times at
+--frame-rate (KITTI's nominal 10 Hz). calib_imu_to_velo.txt is needed only with oxts poses.
         tracklet_labels.xml                                  3D tracklets                 unless --no-objects
 
 Tracking layout (``--data .../training --sequence 0001``)::
@@ -29,17 +33,20 @@ are in rectified camera-0 coordinates (y down), (x, y, z) the bottom centre, ry 
 
 from __future__ import annotations
 
+import logging
 import math
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from PIL import Image
 
 from semdyn.data.images import image_size
+from semdyn.data.sources import kitti_odometry
 from semdyn.data.sources.common import (
     BoxTrack,
     CameraFrame,
@@ -52,7 +59,11 @@ from semdyn.data.sources.common import (
     select_range,
     transform_points,
 )
+from semdyn.data.sources.lidar_objects import LidarObjectsOptions, moving_objects
+from semdyn.data.sources.odometry import OdometryOptions, lidar_odometry, resolve_backend
 from semdyn.errors import DataFormatError, InputError, read_text
+
+log = logging.getLogger("semdyn")
 
 CAMERAS = ("image_02", "image_03", "image_00", "image_01")
 """Camera folders of a drive: 02/03 colour, 00/01 grey (converted to RGB)."""
@@ -60,19 +71,46 @@ EARTH_RADIUS = 6378137.0
 """Radius of the KITTI devkit's Mercator projection, metres."""
 TRACKING_FRAME_SECONDS = 0.1
 """KITTI tracking has no timestamps; its frames are 10 Hz."""
+VELODYNE_POINT_BYTES = 16
+"""A Velodyne .bin holds float32 x, y, z, reflectance per point."""
 
 
 @dataclass
 class KittiOptions(ConvertOptions):
-    """Convert one KITTI raw drive (the _sync folder) or tracking sequence (--data training --sequence 0001).
-    Cameras: image_02 image_03 (colour), image_00 image_01 (grey, raw only). Default: image_02 and image_03."""
+    """Convert one KITTI raw drive (the _sync folder), tracking sequence (--data training --sequence 0001) or odometry
+    sequence (--data dataset --sequence 06). Cameras: raw image_02 image_03 (colour), image_00 image_01 (grey);
+    default image_02 and image_03. Odometry: image_0 image_1 (grey, as RGB), image_2 image_3; default all present."""
 
     data: Path = Path("kitti/2011_09_26/2011_09_26_drive_0001_sync")
     """Raw: the drive folder (``<date>_drive_<nnnn>_sync``); tracking: the split folder (``training``)."""
     calib: Path | None = None
     """Raw: folder of calib_cam_to_cam.txt, calib_velo_to_cam.txt, calib_imu_to_velo.txt; default the drive's parent."""
     sequence: str | None = None
-    """Tracking: the sequence under --data (e.g. 0001); may be omitted when there is one."""
+    """Tracking or odometry: the sequence under --data (e.g. 0001, 06); may be omitted when there is one."""
+    frame_rate: float = 10.0
+    """Frame rate in Hz that gives the frame times when there is no timestamps.txt / times.txt (KITTI: 10)."""
+    poses: Literal["auto", "oxts", "lidar"] = "auto"
+    """Ego poses from ``oxts`` (raw: GPS/IMU), from the Velodyne scans by ``lidar`` odometry, or ``auto`` (oxts,
+    or an odometry sequence's poses/<nn>.txt, when there; else LiDAR odometry)."""
+    odometry: OdometryOptions = field(default_factory=OdometryOptions)
+    """LiDAR odometry settings (used when the poses come from the LiDAR)."""
+    objects_from: Literal["auto", "labels", "lidar"] = "auto"
+    """Object tracks from the dataset's ``labels`` (raw tracklet_labels.xml, tracking label_02), from moving objects
+    found in the ``lidar`` sweeps (no annotations, no model weights), or ``auto`` (labels when present, else LiDAR)."""
+    lidar_objects: LidarObjectsOptions = field(default_factory=LidarObjectsOptions)
+    """Thresholds of the LiDAR moving-object finder (used when objects come from the LiDAR)."""
+
+    def validate(self) -> None:
+        """Check the values. Raises `InputError` naming the option."""
+        super().validate()
+        if not (math.isfinite(self.frame_rate) and self.frame_rate > 0):
+            raise InputError(f"--frame-rate must be a positive number of Hz, got {self.frame_rate}")
+        if self.poses not in ("auto", "oxts", "lidar"):
+            raise InputError(f"--poses must be auto, oxts or lidar, got {self.poses!r}")
+        if self.objects_from not in ("auto", "labels", "lidar"):
+            raise InputError(f"--objects-from must be auto, labels or lidar, got {self.objects_from!r}")
+        self.odometry.validate()
+        self.lidar_objects.validate()
 
 
 @dataclass(frozen=True)
@@ -107,6 +145,8 @@ def load(options: KittiOptions) -> SourceScene:
     """
     options.validate()
     data = Path(options.data)
+    if kitti_odometry.is_odometry_layout(data):
+        return kitti_odometry.load(options)
     if (data / "label_02").is_dir() or (data / "calib").is_dir() or (data / "training").is_dir():
         return _load_tracking(options)
     return _load_raw(options)
@@ -147,11 +187,17 @@ def _load_raw(options: KittiOptions) -> SourceScene:
     _check_drive(drive)
     calib_dir = Path(options.calib) if options.calib is not None else drive.parent
     cameras = _cameras([c for c in CAMERAS if (drive / c / "data").is_dir()], options, "this KITTI drive")
+    from_lidar = _poses_from_lidar(drive, options)
     cam_to_cam = read_calib(calib_dir / "calib_cam_to_cam.txt")
     velo_to_cam = read_calib(calib_dir / "calib_velo_to_cam.txt")
-    imu_to_velo = read_calib(calib_dir / "calib_imu_to_velo.txt")
+    imu_path = calib_dir / "calib_imu_to_velo.txt"
+    if from_lidar and not imu_path.is_file():
+        velo_from_imu = np.eye(4)  # only oxts poses need the IMU; LiDAR poses go straight to the cameras
+    else:
+        imu_to_velo = read_calib(imu_path)
+        velo_from_imu = rigid(imu_to_velo.get("R", (3, 3)), imu_to_velo.get("T", (3,)))
     rig = Rig(
-        velo_from_imu=rigid(imu_to_velo.get("R", (3, 3)), imu_to_velo.get("T", (3,))),
+        velo_from_imu=velo_from_imu,
         cam0_from_velo=rigid(velo_to_cam.get("R", (3, 3)), velo_to_cam.get("T", (3,))),
         rect=rigid(cam_to_cam.get("R_rect_00", (3, 3)), np.zeros(3)),
         projections={c[-2:]: cam_to_cam.get(f"P_rect_{c[-2:]}", (3, 4)) for c in cameras},
@@ -161,30 +207,93 @@ def _load_raw(options: KittiOptions) -> SourceScene:
         width, height = cam_to_cam.get(f"S_rect_{camera[-2:]}", (2,))
         return int(round(width)), int(round(height))
 
-    oxts = sorted((drive / "oxts" / "data").glob("*.txt"))
-    if not oxts:
-        raise DataFormatError(drive / "oxts" / "data", "holds no oxts .txt files")
-    stamps = read_timestamps(drive / cameras[0] / "timestamps.txt")
-    count = min(len(oxts), len(stamps))
+    images = sorted((drive / cameras[0] / "data").glob("*.png"))
+    if not images:
+        raise DataFormatError(drive / cameras[0] / "data", "holds no .png images")
+    velodyne = drive / "velodyne_points" / "data"
+    scans = sorted(velodyne.glob("*.bin")) if velodyne.is_dir() else []
+    stamps_path = drive / cameras[0] / "timestamps.txt"
+    if stamps_path.is_file():
+        stamps = read_timestamps(stamps_path)
+        base_note = f"{cameras[0]}/timestamps.txt line"
+    else:
+        log.info(
+            "%s has no timestamps.txt: frame times at the nominal %g Hz (--frame-rate)", drive.name, options.frame_rate
+        )
+        stamps = [(0, i / options.frame_rate) for i in range(len(images))]
+        base_note = f"frame (no timestamps.txt: {options.frame_rate:g} Hz) number"
+    if from_lidar:
+        count = min(len(stamps), len(scans))
+    else:
+        oxts = sorted((drive / "oxts" / "data").glob("*.txt"))
+        if not oxts:
+            raise DataFormatError(drive / "oxts" / "data", "holds no oxts .txt files")
+        count = min(len(oxts), len(stamps))
     indices = list(select_range(count, options.frames, "frames of this drive"))
     base = stamps[indices[0]]
     times = relative_seconds(stamps, base)
-    world_from_imu = oxts_poses([_oxts_record(oxts[i], read_text(oxts[i])) for i in indices])
-    world_from_velo = world_from_imu @ np.linalg.inv(rig.velo_from_imu)
+    if from_lidar:
+        backend = resolve_backend(options.odometry.backend)
+        why = "--poses lidar" if options.poses == "lidar" else "the drive has no oxts/ poses"
+        log.info("%s: ego poses from LiDAR odometry (%s) on %d Velodyne scans", why, backend, len(indices))
+        world_from_velo = lidar_odometry([_scan_loader(velodyne / f"{i:010d}.bin") for i in indices], options.odometry)
+        world_from_imu = world_from_velo @ rig.velo_from_imu
+    else:
+        world_from_imu = oxts_poses([_oxts_record(oxts[i], read_text(oxts[i])) for i in indices])
+        world_from_velo = world_from_imu @ np.linalg.inv(rig.velo_from_imu)
     frames = _frames(
         rig, cameras, indices, times, world_from_imu, lambda c, i: drive / c / "data" / f"{i:010d}.png", size
     )
     sweeps = []
-    if options.lidar:
+    labels = drive / "tracklet_labels.xml"
+    lidar_objects = options.objects and _objects_from_lidar(labels, drive / "velodyne_points" / "data", options)
+    if options.lidar or lidar_objects:
         folder = drive / "velodyne_points"
         stamps_file = folder / "timestamps.txt"
         sweep_times = relative_seconds(read_timestamps(stamps_file), base) if stamps_file.is_file() else times
         sweep_times = [sweep_times[i] if i < len(sweep_times) else times[i] for i in range(count)]
         sweeps = _sweeps(folder / "data", "{:010d}.bin", indices, sweep_times, world_from_velo)
-    tracks = _tracklets(drive / "tracklet_labels.xml", indices, times, world_from_velo) if options.objects else []
+    if lidar_objects:
+        tracks = moving_objects(sweeps, options.lidar_objects)
+    else:
+        tracks = _tracklets(labels, indices, times, world_from_velo) if options.objects else []
+    sweeps = sweeps if options.lidar else []
     info = {"drive": drive.name, "data": str(drive.resolve()), "frame_indices": [indices[0], indices[-1]]}
-    info["time_origin"] = f"{cameras[0]}/timestamps.txt line {indices[0] + 1}"
+    info["time_origin"] = f"{base_note} {indices[0] + 1}"
+    info["poses"] = f"LiDAR odometry ({backend}), world = first Velodyne frame" if from_lidar else "oxts"
     return SourceScene(dataset="kitti", frames=frames, sweeps=sweeps, tracks=tracks, info=info)
+
+
+def _objects_from_lidar(labels: Path, velodyne: Path, options: KittiOptions) -> bool:
+    """Whether the object tracks come from the LiDAR (``--objects-from``, and whether labels and scans are there)."""
+    auto = options.objects_from == "auto" and not labels.is_file() and velodyne.is_dir()
+    if options.objects_from == "lidar" or auto:
+        if options.objects_from == "auto":
+            log.info("no %s: moving objects found in the LiDAR sweeps (--objects-from)", labels.name)
+        return True
+    return False
+
+
+def _poses_from_lidar(drive: Path, options: KittiOptions) -> bool:
+    """Whether the drive's poses come from LiDAR odometry (``--poses``, and what the drive holds)."""
+    has_oxts = (drive / "oxts" / "data").is_dir()
+    has_lidar = (drive / "velodyne_points" / "data").is_dir()
+    if options.poses == "oxts" and not has_oxts:
+        raise DataFormatError(
+            drive / "oxts" / "data",
+            "the oxts poses of the drive are missing (--poses lidar estimates them from the LiDAR)",
+        )
+    if options.poses == "lidar" and not has_lidar:
+        raise DataFormatError(
+            drive / "velodyne_points" / "data", "--poses lidar needs the drive's Velodyne scans, which are missing"
+        )
+    if not has_oxts and not has_lidar:
+        raise DataFormatError(
+            drive,
+            "has neither oxts/data (GPS/IMU poses) nor velodyne_points/data (LiDAR scans to estimate the poses from); "
+            "download the drive's oxts or velodyne_points folder into it",
+        )
+    return options.poses == "lidar" or (options.poses == "auto" and not has_oxts)
 
 
 def _load_tracking(options: KittiOptions) -> SourceScene:
@@ -229,10 +338,15 @@ def _load_tracking(options: KittiOptions) -> SourceScene:
         rig, cameras, indices, times, world_from_imu, lambda c, i: images[c][i], lambda c: image_size(images[c][0])
     )
     velodyne = root / "velodyne" / sequence
-    sweeps = _sweeps(velodyne, "{:06d}.bin", indices, times, world_from_velo) if options.lidar else []
-    world_from_rect = world_from_velo @ np.linalg.inv(rig.rect @ rig.cam0_from_velo)
     labels = root / "label_02" / f"{sequence}.txt"
-    tracks = _tracking_labels(labels, indices, times, world_from_rect) if options.objects else []
+    lidar_objects = options.objects and _objects_from_lidar(labels, velodyne, options)
+    sweeps = _sweeps(velodyne, "{:06d}.bin", indices, times, world_from_velo) if options.lidar or lidar_objects else []
+    world_from_rect = world_from_velo @ np.linalg.inv(rig.rect @ rig.cam0_from_velo)
+    if lidar_objects:
+        tracks = moving_objects(sweeps, options.lidar_objects)
+    else:
+        tracks = _tracking_labels(labels, indices, times, world_from_rect) if options.objects else []
+    sweeps = sweeps if options.lidar else []
     info = {"sequence": sequence, "data": str(root.resolve()), "frame_indices": [indices[0], indices[-1]]}
     info["time_origin"] = f"frame {indices[0]} (10 Hz, no timestamps in KITTI tracking)"
     return SourceScene(dataset="kitti", frames=frames, sweeps=sweeps, tracks=tracks, info=info)
@@ -247,8 +361,6 @@ def _check_drive(drive: Path) -> None:
         )
     if not any((drive / c / "data").is_dir() for c in CAMERAS):
         raise DataFormatError(drive, "is not a KITTI raw drive: no image_02/data (or image_00..03) folder")
-    if not (drive / "oxts" / "data").is_dir():
-        raise DataFormatError(drive / "oxts" / "data", "the oxts poses of the drive are missing")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -359,10 +471,10 @@ def _rz(a: float) -> np.ndarray:
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
-def _image_loader(path: Path) -> Callable[[], np.ndarray]:
+def _image_loader(path: Path, what: str = "the KITTI image") -> Callable[[], np.ndarray]:
     def load() -> np.ndarray:
         if not path.is_file():
-            raise DataFormatError(path, "the KITTI image is missing")
+            raise DataFormatError(path, f"{what} is missing")
         try:
             with Image.open(path) as image:
                 return np.asarray(image.convert("RGB"))
@@ -384,21 +496,43 @@ def _sweeps(
         pose = world_from_velo[j]
 
         def load(path: Path = path, pose: np.ndarray = pose) -> np.ndarray:
-            if not path.is_file():
-                raise DataFormatError(path, "the Velodyne scan is missing")
-            raw = np.fromfile(path, dtype=np.float32)
-            if raw.size % 4:
-                raise DataFormatError(path, "is not a Velodyne .bin (float32 x, y, z, reflectance per point)")
-            return transform_points(pose, raw.reshape(-1, 4)[:, :3])
+            return transform_points(pose, read_velodyne(path)[:, :3])
 
         sweeps.append(LidarSweep(times[i], pose[:3, 3], load))
     return sweeps
 
 
+def read_velodyne(path: Path) -> np.ndarray:
+    """A Velodyne .bin scan: float32 [P, 4] (x, y, z metres in the sensor frame, reflectance)."""
+    if not path.is_file():
+        raise DataFormatError(path, "the Velodyne scan is missing (or pass --no-lidar, or a --frames range without it)")
+    size = path.stat().st_size
+    if size % VELODYNE_POINT_BYTES:
+        raise DataFormatError(
+            path,
+            f"is {size} bytes, not a multiple of {VELODYNE_POINT_BYTES}, so not a Velodyne scan (float32 x, y, z, "
+            "reflectance per point): it is truncated or another file; download it again or leave its frame out "
+            "with --frames",
+        )
+    return np.fromfile(path, dtype=np.float32).reshape(-1, 4)
+
+
+def _scan_loader(path: Path) -> Callable[[], np.ndarray]:
+    """Loads a scan's points in the sensor frame for the odometry, float64 [P, 3]; refuses an empty one."""
+
+    def load() -> np.ndarray:
+        points = read_velodyne(path)
+        if len(points) == 0:
+            raise DataFormatError(path, "holds no points, so the LiDAR odometry cannot place its frame")
+        return points[:, :3].astype(np.float64)
+
+    return load
+
+
 def _tracklets(path: Path, indices: list[int], times: list[float], world_from_velo: np.ndarray) -> list[BoxTrack]:
     """Tracklets (Velodyne frame, bottom-centred boxes) as world box tracks over the selected frames."""
     if not path.is_file():
-        raise DataFormatError(path, "the tracklets file is missing (or pass --no-objects)")
+        raise DataFormatError(path, "the tracklets file is missing (pass --objects-from lidar or --no-objects)")
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as error:
