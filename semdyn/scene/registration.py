@@ -306,19 +306,26 @@ def _gate(
     gate: float,
     clearance: float,
     ring: float,
+    free: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """``(near [P] bool, ground)``: which ``points`` [P, 3] (horizontal coordinates) lie near an object's box,
+    """``(near [P] bool, ground)``: which ``points`` [P, 3] (horizontal coordinates; of them only the ``free``
+    [P] ones, those no other object's label claims, where given) lie near an object's box,
     within ``gate`` of the box ``lo``..``hi`` [3] (object axes, relative to ``centre`` [3], turned by ``heading``
     radians) horizontally, more than ``clearance`` above the local ground and at most ``gate`` above the box's top;
-    and that ground's height: a low quantile of the points in a ``ring`` wide band around the gated box (the box's
-    own bottom less ``clearance`` where the band is empty)."""
+    and that ground's height: a low quantile of the points in a ``ring`` wide band around the gated box (four times
+    as wide where it holds too few; the box's own bottom less ``clearance`` where that is empty too)."""
     p = points - centre
     cs, sn = torch.cos(heading), torch.sin(heading)
     a = torch.stack([cs * p[:, 0] + sn * p[:, 1], -sn * p[:, 0] + cs * p[:, 1]], dim=-1)
     inside = ((a >= lo[:2] - gate) & (a <= hi[:2] + gate)).all(-1)
-    band = ((a >= lo[:2] - gate - ring) & (a <= hi[:2] + gate + ring)).all(-1) & ~inside
-    ground = torch.quantile(p[band, 2], 0.2) if int(band.sum()) >= 10 else lo[2] - clearance
-    return inside & (p[:, 2] > ground + clearance) & (p[:, 2] <= hi[2] + gate), ground + centre[2]
+    ground = lo[2] - clearance
+    for width in (ring, 4 * ring):  # a sparse LiDAR has few returns on the road far out: a wider band there
+        band = ((a >= lo[:2] - gate - width) & (a <= hi[:2] + gate + width)).all(-1) & ~inside
+        if int(band.sum()) >= 10:
+            ground = torch.quantile(p[band, 2], 0.2)
+            break
+    near = inside & (p[:, 2] > ground + clearance) & (p[:, 2] <= hi[2] + gate)
+    return (near if free is None else near & free), ground + centre[2]
 
 
 def _median_velocity(ts: Tensor, xy: Tensor) -> Tensor:
@@ -341,6 +348,7 @@ class _Shape:
 
 def _measure(
     cloud: Tensor,
+    free: Tensor,
     guess: Tensor,
     heading: Tensor,
     shape: _Shape,
@@ -349,9 +357,10 @@ def _measure(
     units_per_metre: float,
     follows: bool,
 ) -> tuple[Tensor, Tensor, int, Tensor, Tensor] | None:
-    """The box of an object of known ``shape`` in one frame's points ``cloud`` [P, 3] (horizontal coordinates)
-    near a ``guess`` of its centre [3] and ``heading`` (radians): ``(centre [3], heading, points used, height of
-    the ground under it, extent [2] of the points along each box axis the sensor is beside, NaN along the others:
+    """The box of an object of known ``shape`` in one frame's points ``cloud`` [P, 3] (horizontal coordinates; the
+    road is found on all of them, the object on the ``free`` [P] ones, those no other object's label claims) near a
+    ``guess`` of its centre [3] and ``heading`` (radians): ``(centre [3], heading, points used, height of the
+    ground under it, extent [2] of the points along each box axis the sensor is beside, NaN along the others:
     along those the points reach both ends)``; None when fewer than ``min_points`` points lie near it or, when it
     ``follows`` the object from a neighbouring frame, the box lands farther than ``gate`` from the guess.
 
@@ -361,7 +370,7 @@ def _measure(
     gate, clearance = config.gate * units_per_metre, config.ground_clearance * units_per_metre
     lo = torch.cat([-0.5 * shape.size, shape.size.new_tensor([shape.bottom])])
     hi = torch.cat([0.5 * shape.size, shape.size.new_tensor([shape.top])])
-    keep, ground = _gate(cloud, guess, heading, lo, hi, gate, clearance, 3 * units_per_metre)
+    keep, ground = _gate(cloud, guess, heading, lo, hi, gate, clearance, 3 * units_per_metre, free)
     near = cloud[keep]
     if near.shape[0] < config.min_points:
         return None
@@ -382,7 +391,7 @@ def _measure(
 
 
 def _follow(
-    clouds: list[Tensor],
+    clouds: list[tuple[Tensor, Tensor]],
     times: Tensor,
     centre: Tensor,
     heading: Tensor,
@@ -401,7 +410,8 @@ def _follow(
     the median velocity of the last few, and a frame that cannot be measured ends the following in that direction.
 
     Args:
-        clouds: T frames' points [P_t, 3] in horizontal coordinates (other objects' labelled points removed).
+        clouds: T frames' points [P_t, 3] in horizontal coordinates and which of them are free [P_t] (not labelled
+            as another object).
         times: [T] normalised frame times.
         centre: [T, 3] box centres where ``known`` (horizontal coordinates; the height is the points' median).
         heading: [T] radians where ``known``.
@@ -422,7 +432,7 @@ def _follow(
     ground = torch.full_like(times, math.nan)
     extent = torch.full((times.numel(), 2), math.nan, dtype=times.dtype, device=times.device)
     for f in known.nonzero().squeeze(1).tolist():
-        found = _measure(clouds[f], centre[f], heading[f], shape, sensor[f], config, units_per_metre, False)
+        found = _measure(*clouds[f], centre[f], heading[f], shape, sensor[f], config, units_per_metre, False)
         if found is not None:
             centre[f], heading[f], count[f], ground[f], extent[f] = found
     n = times.numel()
@@ -435,7 +445,7 @@ def _follow(
             vel = _median_velocity(times[back], centre[back, :2])
             guess = centre[prev].clone()
             guess[:2] = centre[prev, :2] + vel * (times[f] - times[prev])
-            found = _measure(clouds[f], guess, heading[prev], shape, sensor[f], config, units_per_metre, True)
+            found = _measure(*clouds[f], guess, heading[prev], shape, sensor[f], config, units_per_metre, True)
             if found is None:
                 continue
             centre[f], heading[f], count[f], ground[f], extent[f] = found
@@ -510,7 +520,7 @@ def register_to_sweeps(
         if labels is not None:
             mine = labels == int(groups[j])
             clouds = [points[idx[mine[idx]]] @ basis for idx in per_frame]
-            others = [points[idx[(labels[idx] < 0) | mine[idx]]] @ basis for idx in per_frame]
+            others = [(points[idx] @ basis, (labels[idx] < 0) | mine[idx]) for idx in per_frame]
             fit = _place_labelled(first, clouds, others, seen, times, sensor, basis, min_speed, units_per_metre, config)
         else:
             member_x, member_t = (v.to(dev).double() for v in members[j])
@@ -594,7 +604,7 @@ def _fit_boxes(
 def _place_labelled(
     first: _First,
     clouds: list[Tensor],
-    others: list[Tensor],
+    others: list[tuple[Tensor, Tensor]],
     seen: Tensor,
     times: Tensor,
     sensor: Tensor,
@@ -605,7 +615,7 @@ def _place_labelled(
 ) -> _Fit | None:
     """An object placed on its labelled returns (``clouds``: T frames' labelled points [P_t, 3], horizontal
     coordinates) over the frames it was ``seen`` [S] (indices into ``times`` [T]), then followed through the frames
-    around them on ``others`` (the frames' points that no other group claims; :func:`_follow`). None when fewer
+    around them on ``others`` (the frames' points, and which no other group claims; :func:`_follow`). None when fewer
     than two frames hold enough of its points."""
     ts = times[seen]
     centre, heading, weight, size = _boxes([clouds[f] for f in seen.tolist()], sensor[seen], None, ts, min_speed,
