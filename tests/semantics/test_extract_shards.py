@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +16,9 @@ import pytest
 
 from semdyn.data import read_sequence
 from semdyn.errors import InputError
-from semdyn.semantics.extract import frame_claim, parse_shard, read_id_map
+from semdyn.semantics import extract
+from semdyn.semantics.clip import ClipConfig
+from semdyn.semantics.extract import ExtractConfig, extract_sequence, frame_claim, parse_shard, read_id_map
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "extract_semantics.py"
 
@@ -47,7 +52,7 @@ def _launch(scene: Path, out: Path, clip_cfg: Path, shard: str) -> subprocess.Po
         sys.executable, str(SCRIPT), "--data", str(scene), "--output", str(out), "--masks", "gt", "--random-weights",
         "--device", "cpu", "--clip.model-name", clip_cfg.stem, "--clip.model-config", str(clip_cfg), "--shard", shard,
     ]  # fmt: skip
-    env = {**os.environ, "COLUMNS": "100000", "OMP_NUM_THREADS": "1"}  # one JSON line; small processes
+    env = {**os.environ, "COLUMNS": "100000", "OMP_NUM_THREADS": "1"}  # no wrapped lines; small processes
     env.pop("WORLD_SIZE", None)
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
@@ -55,7 +60,9 @@ def _launch(scene: Path, out: Path, clip_cfg: Path, shard: str) -> subprocess.Po
 def _summary(proc: subprocess.Popen) -> dict:
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-2000:]
-    return json.loads(next(line for line in reversed(out.splitlines()) if line.startswith("{")))
+    lines = out.splitlines()
+    start = max(i for i, line in enumerate(lines) if line.startswith("{"))  # the summary is printed last
+    return json.loads("\n".join(lines[start:]))
 
 
 def test_two_shards_and_an_overlapping_run_fill_one_cache(
@@ -81,3 +88,27 @@ def test_two_shards_and_an_overlapping_run_fill_one_cache(
 
     again = _summary(_launch(tiny_scene, tmp_path, tiny_clip_config, "0/1"))
     assert (again["computed"], again["reused"]) == (0, len(frames))
+
+
+def test_overlapping_runs_never_compute_a_frame_twice(
+    tiny_scene: Path, tmp_path: Path, tiny_clip_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three runs at once in threads (flock claims conflict between open files as between processes), with every
+    frame slowed down so that they meet on the same frames: shard 0/2 and the full run start on frame 0 together."""
+    frames = read_sequence(tiny_scene).frames
+    real = extract._process_frame
+
+    def slow(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        time.sleep(0.3)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(extract, "_process_frame", slow)
+    clip = ClipConfig(model_name=tiny_clip_config.stem, model_config=tiny_clip_config)
+    base = ExtractConfig(data=tiny_scene, output=tmp_path, masks="gt", clip=clip, random_weights=True, device="cpu")
+    configs = [dataclasses.replace(base, shard=s) for s in ("0/2", "1/2", "0/1", "0/1")]
+    with ThreadPoolExecutor(len(configs)) as pool:
+        runs = list(pool.map(lambda c: extract_sequence(c, show_progress=False), configs))
+    assert sum(r["computed"] for r in runs) == len(frames)
+    assert sum(r["claimed_elsewhere"] for r in runs) > 0  # they did meet
+    for png in (Path(runs[0]["run_dir"]) / "frames").glob("*.png"):
+        assert read_id_map(png).shape == (80, 128)
