@@ -46,6 +46,9 @@ class Args:
     """Training steps before the lift."""
     video: bool = True
     """Render the video after the evaluation (as semdyn-train does)."""
+    cache_mb: float | None = None
+    """Read images and masks from disk through a cache of this many MiB (``load_scene(cache_mb=...)``; not in
+    checkouts before it existed); None: hold them in memory."""
     json_out: Path | None = None
     """Also write the measurements here (JSON)."""
     child: bool = False
@@ -75,7 +78,7 @@ def _nbytes(value: object) -> int:
     return 0
 
 
-def run_case(path: Path, steps: int, video: bool) -> dict:
+def run_case(path: Path, steps: int, video: bool, cache_mb: float | None = None) -> dict:
     """One case in this process: the peak RSS after each stage (MiB) and what the loaded data holds."""
     peaks = {"import": 0.0}
     import torch
@@ -89,7 +92,7 @@ def run_case(path: Path, steps: int, video: bool) -> dict:
     torch.set_num_threads(1)
     peaks["import"] = _vm_hwm_mib()
     t0 = time.perf_counter()
-    data = load_scene(path, 1)
+    data = load_scene(path, 1) if cache_mb is None else load_scene(path, 1, cache_mb=cache_mb)
     peaks["load"] = _vm_hwm_mib()
     base = PRESETS["cpu"][1]
     sem = dataclasses.replace(base.semantics, lift_start=steps, lift_every=10**9)
@@ -111,6 +114,8 @@ def run_case(path: Path, steps: int, video: bool) -> dict:
             render_video(trainer.model, data, trainer.device, Path(tmp) / "renders" / "video.mp4")
         peaks["evaluate"] = _vm_hwm_mib()
     held = {name: _nbytes(getattr(data, name)) for name in ("images", "sparse_depth", "instance_masks")}
+    if cache_mb is not None:
+        held["cache_budget"] = int(cache_mb * 2**20)  # what the frame caches may hold at most
     return {
         "sequence": str(path),
         "semdyn": str(Path(semdyn.__file__).resolve().parents[1]),
@@ -135,7 +140,9 @@ def _fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 def report(cases: list[dict]) -> str:
     """The table: peaks per stage, data held, growth per image and the Waymo extrapolation."""
-    lines = [f"semdyn measured: {cases[0]['semdyn']}", ""]
+    cache = cases[0]["data_bytes"].get("cache_budget")
+    held = "in memory" if cache is None else f"read through a {cache / 2**20:g} MiB frame cache"
+    lines = [f"semdyn measured: {cases[0]['semdyn']} (images and masks {held})", ""]
     head = f"{'images':>7} {'HxW':>8} " + " ".join(f"{s + ' MiB':>13}" for s in STAGES) + f" {'data MiB':>9} {'s':>6}"
     lines += [head, "-" * len(head)]
     for c in cases:
@@ -166,7 +173,7 @@ def report(cases: list[dict]) -> str:
 
 def main(args: Args) -> None:
     if args.child:
-        print(json.dumps(run_case(args.sequences[0], args.steps, args.video)))
+        print(json.dumps(run_case(args.sequences[0], args.steps, args.video, args.cache_mb)))
         return
     if not args.sequences:
         raise SystemExit("error: give at least one sequence folder")
@@ -178,6 +185,8 @@ def main(args: Args) -> None:
         cmd = [sys.executable, __file__, "--child", "--steps", str(args.steps), "--sequences", str(p)]
         if not args.video:
             cmd.append("--no-video")
+        if args.cache_mb is not None:
+            cmd += ["--cache-mb", str(args.cache_mb)]
         print(f"measuring {p} ...", file=sys.stderr, flush=True)
         res = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
         if res.returncode != 0:

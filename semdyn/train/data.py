@@ -10,7 +10,9 @@ Memory per frame is kept small, for sequences of a thousand frames (a Waymo segm
 1920x1280): images are held as uint8 (3 bytes a pixel; :meth:`SceneData.image` converts one frame to float when it
 is used), instance masks as uint16 (2 bytes a pixel) and the sparse depth as each frame's list of LiDAR pixels
 (:class:`SparseDepth`, 8 bytes a point), never as dense ``[F, H, W]`` float maps. Whoever reads them iterates the
-frames (training step, lifting, evaluation) and holds one at a time.
+frames (training step, lifting, evaluation) and holds one at a time. With ``cache_mb`` the images and masks are not
+held at all but read from disk through a :class:`~semdyn.train.frame_cache.FrameCache` of that many MiB (the
+trainer prefetches the next step's images), so host memory no longer grows with the number of frames.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from semdyn.data import Sequence, compute_normalization, read_points, read_seque
 from semdyn.data.images import decode_image
 from semdyn.data.sequence import SceneNormalization
 from semdyn.errors import DataFormatError, InputError
+from semdyn.train.frame_cache import FrameCache
 
 OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
 MIN_SIDE = 8
@@ -84,9 +87,10 @@ class SceneData:
     """The parsed sequence (metres; file paths, object tracks)."""
     normalization: SceneNormalization
     """Metres -> normalised units (as the dataparser records it)."""
-    images: Tensor | None
-    """[F, H, W, 3] uint8 (:meth:`image` gives one frame as float in [0, 1]); None when loaded without images
-    (``load_scene(..., load_images=False)``: lifting needs only cameras and masks)."""
+    images: Tensor | FrameCache | None
+    """[F, H, W, 3] uint8 (:meth:`image` gives one frame as float in [0, 1]), or a :class:`FrameCache` of them
+    (``load_scene(..., cache_mb=...)``); None when loaded without images (``load_images=False``: lifting needs only
+    cameras and masks)."""
     viewmats: Tensor
     """[F, 4, 4] world-to-camera, OpenCV convention, normalised units."""
     Ks: Tensor
@@ -105,9 +109,9 @@ class SceneData:
     """[P] capture times of the points (normalised), or None."""
     sparse_depth: SparseDepth | None
     """The LiDAR depth along the optical axis (normalised units) as per-frame point lists; or None."""
-    instance_masks: Tensor | None
-    """[F, H, W] uint16 instance ids (evaluation and lifting only; :meth:`mask` gives one frame as int32), or None.
-    torch implements few operations on uint16: read frames through :meth:`mask`."""
+    instance_masks: Tensor | FrameCache | None
+    """[F, H, W] uint16 instance ids, or a :class:`FrameCache` of them (evaluation and lifting only); or None.
+    torch implements few operations on uint16: read frames through :meth:`mask` (int32)."""
     dynamic_ids: list[int]
     """Instance ids of moving objects (from ``objects``; evaluation only)."""
     aabb: Tensor
@@ -132,6 +136,11 @@ class SceneData:
         if self.images is None:
             raise InputError(f"{self.sequence.transforms_path}: the scene was loaded without images")
         return self.images[index].float().div_(255.0)
+
+    def prefetch(self, indices: list[int]) -> None:
+        """Start reading the images of ``indices`` ahead of use (a :class:`FrameCache`; nothing when in memory)."""
+        if isinstance(self.images, FrameCache):
+            self.images.prefetch(indices)
 
     def batch_images(self, indices: list[int]) -> Tensor:
         """[C, H, W, 3] float32 in [0, 1] of the frames ``indices``."""
@@ -175,6 +184,24 @@ def _load_mask(path: Path, factor: int) -> np.ndarray:
         return arr
     h, w = (arr.shape[0] // factor) * factor, (arr.shape[1] // factor) * factor
     return arr[factor // 2 : h : factor, factor // 2 : w : factor]
+
+
+def _frames(frames: list, load: Any, shape_of: str, description: str, cache_bytes: int | None) -> Tensor | FrameCache:
+    """The frames as one ``[F, ...]`` tensor (:func:`_stack_frames`), or a :class:`FrameCache` of ``cache_bytes``
+    that reads them when used (each checked against the first frame's shape then)."""
+    if cache_bytes is None:
+        return torch.from_numpy(_stack_frames(frames, load, shape_of, description))
+    first = load(frames[0])
+
+    def read(i: int) -> np.ndarray:
+        arr = load(frames[i])
+        if arr.shape != first.shape:
+            raise DataFormatError(
+                getattr(frames[i], shape_of), f"size {arr.shape[:2]} != the first frame's {first.shape[:2]}"
+            )
+        return arr
+
+    return FrameCache(read, len(frames), first, cache_bytes)
 
 
 def _stack_frames(frames: list, load: Any, shape_of: str, description: str) -> np.ndarray:
@@ -230,6 +257,7 @@ def load_scene(
     depth_window: float | None = None,
     normalization: SceneNormalization | None = None,
     load_images: bool = True,
+    cache_mb: float | None = None,
 ) -> SceneData:
     """Load a sequence folder for training and evaluation.
 
@@ -242,6 +270,8 @@ def load_scene(
             defaults). The nerfstudio model passes the dataparser's own, whatever its options.
         load_images: False leaves ``images`` None (lifting needs the cameras and masks only; the nerfstudio model's
             lifter reads the sequence this way, its datamanager holds the images).
+        cache_mb: None holds every image and mask in memory (uint8 / uint16); a number reads them from disk when
+            used, keeping the most recent in this many MiB (3/5 for images, 2/5 for masks: their bytes a pixel).
 
     Raises:
         DataFormatError: the folder violates the format (names the file and field).
@@ -249,6 +279,10 @@ def load_scene(
     """
     if not isinstance(downscale, int) or downscale < 1:
         raise InputError(f"downscale must be a positive integer, got {downscale!r}")
+    if cache_mb is not None and not (isinstance(cache_mb, (int, float)) and 0 < cache_mb < float("inf")):
+        raise InputError(f"--cache-mb must be a positive number of MiB, got {cache_mb!r}")
+    image_bytes = None if cache_mb is None else int(cache_mb * 2**20 * 3 / 5)
+    mask_bytes = None if cache_mb is None else int(cache_mb * 2**20 * 2 / 5)
     seq = read_sequence(path)
     intr = seq.frames[0].intrinsics
     if any(f.intrinsics.width != intr.width or f.intrinsics.height != intr.height for f in seq.frames):
@@ -273,9 +307,8 @@ def load_scene(
     h, w = intr.height // downscale, intr.width // downscale
     images = None
     if load_images:
-        images = torch.from_numpy(
-            _stack_frames(seq.frames, lambda f: _load_image(f.image_path, downscale), "image_path", "loading images")
-        )
+        load = lambda f: _load_image(f.image_path, downscale)  # noqa: E731
+        images = _frames(seq.frames, load, "image_path", "loading images", image_bytes)
         h, w = images.shape[1:3]
     times = torch.from_numpy(seq.times_normalized).float()
 
@@ -291,10 +324,9 @@ def load_scene(
             sparse = _sparse_depth(points, ptimes, times, viewmats, Ks, h, w, depth_window or 0.5 * gap)
     masks = None
     if seq.has("mask"):
-        masks = torch.from_numpy(
-            _stack_frames(seq.frames, lambda f: _load_mask(f.mask_path, downscale), "mask_path", "loading masks")
-        )
-        if masks.shape[1:] != (h, w):
+        load = lambda f: _load_mask(f.mask_path, downscale)  # noqa: E731
+        masks = _frames(seq.frames, load, "mask_path", "loading masks", mask_bytes)
+        if tuple(masks.shape[1:]) != (h, w):
             raise DataFormatError(seq.frames[0].mask_path, f"mask size {tuple(masks.shape[1:])} != image {(h, w)}")
     if points is not None and len(points) > 0:
         lo, hi = torch.quantile(points[:: max(1, len(points) // 100_000)], torch.tensor([0.001, 0.999]), dim=0)

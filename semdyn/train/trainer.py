@@ -77,6 +77,10 @@ class TrainConfig:
     Gradients are summed over the batch (each camera's loss / B) and every learning rate is scaled by sqrt(B)."""
     downscale: int = 1
     """Integer image downscale factor."""
+    cache_mb: float | None = None
+    """None: hold every image (uint8) and mask (uint16) in host memory. A number: read them from disk when used
+    through a cache of this many MiB, the next step's images decoded ahead (memory that does not grow with the
+    sequence: for long sequences, and for torchrun, where every rank holds its own copy)."""
     seed: int = 0
     """Seeds the initialisation and the order of training images."""
     device: str = "auto"
@@ -148,7 +152,7 @@ class Trainer:
         """B: cameras per step over all ranks."""
         if data is None:
             path = config.data if config.data is not None else ensure_scene(config.synth, show_progress=True)
-            data = load_scene(path, config.downscale)
+            data = load_scene(path, config.downscale, cache_mb=config.cache_mb)
         self.data = data
         if len(data.train_idx) == 0:
             raise InputError(f"{data.sequence.transforms_path}: no training frames")
@@ -230,6 +234,7 @@ class Trainer:
             self.sync_groups()
         sums: dict[str, float] = {}
         stats = None
+        self.data.prefetch([i for _, i in self.step_frames(step + 1)])  # decoded while this step trains
         for slot, idx in self.step_frames(step):
             with self._seeded(step, slot):
                 b = self.frame_batch(idx)
