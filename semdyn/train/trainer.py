@@ -412,7 +412,8 @@ class Trainer:
             self.sync_groups()
         self.step = int(ckpt["step"])
         self.last_checkpoint = ckpt_path
-        log.info("resumed from %s at step %d", ckpt_path, self.step)
+        if self.dist.is_main:
+            log.info("resumed from %s at step %d", ckpt_path, self.step)
 
 
 def _jsonable(obj: Any) -> Any:
