@@ -368,7 +368,8 @@ class SemdynModel(Model):
 
     def semantic_lifter(self, width: int) -> SemanticLifter:
         """The lifter, built on first use: the sequence read at the training cameras' resolution (``width``
-        pixels), as the core trainer reads it."""
+        pixels), as the core trainer reads it, without its images (the datamanager holds those; the lifter reads
+        the cameras and masks)."""
         if self.lifter is None:
             cfg = self.config.semantics
             sequence = (self.kwargs.get("metadata") or {}).get("sequence")
@@ -376,7 +377,7 @@ class SemdynModel(Model):
                 raise InputError("--pipeline.model.semantics needs the semdyn-data dataparser (it names the sequence)")
             factor = max(round(sequence.frames[0].intrinsics.width / width), 1)
             norm = (self.kwargs.get("metadata") or {}).get("scene_normalization")  # the dataparser's world
-            self.lifter = SemanticLifter(cfg, load_scene(sequence.root, factor, normalization=norm))
+            self.lifter = SemanticLifter(cfg, load_scene(sequence.root, factor, normalization=norm, load_images=False))
             if self._groups is not None:  # resumed: the checkpoint's groups until the next lift
                 self.lifter.groups = self._groups
         return self.lifter

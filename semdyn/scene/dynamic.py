@@ -53,6 +53,7 @@ from semdyn.scene.nodes import (
 )
 from semdyn.scene.sky import SkyConfig, composite_sky
 from semdyn.scene.strategy import DensifyConfig
+from semdyn.scene.trajectory import nearest_index
 
 
 @dataclass(frozen=True)
@@ -320,7 +321,7 @@ class DynamicScene(nn.Module):
         """[N] int64 index into ``times`` [T] (normalised) of the time nearest each Gaussian's visibility anchor, where
         it is most visible (the time nearest 0.5 without temporal visibility). On the model's device."""
         anchor = self.anchor_times().detach()
-        return (anchor[:, None] - times.to(anchor)[None]).abs().argmin(dim=1)
+        return nearest_index(anchor, times.to(anchor))
 
     @torch.no_grad()
     def at_reference(self, times: Tensor) -> tuple[Tensor, Tensor, Tensor]:

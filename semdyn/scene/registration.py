@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from semdyn.errors import InputError
-from semdyn.scene.trajectory import bspline_eval, fill_nearest_valid, fit_bspline, so3_exp, unwrap_angles
+from semdyn.scene.trajectory import bspline_eval, fill_nearest_valid, fit_bspline, nearest_index, so3_exp, unwrap_angles
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ def _basis(up: Tensor) -> Tensor:
 def _frame_points(points: Tensor, times: Tensor, frame_times: Tensor) -> list[Tensor]:
     """Indices of the ``points`` (at ``times`` [P]) of each frame time [T]: those within half a frame interval."""
     half = 0.5 * float(torch.diff(frame_times).min()) if frame_times.numel() > 1 else 1.0
-    nearest = (times[:, None] - frame_times[None]).abs().argmin(dim=1)
+    nearest = nearest_index(times, frame_times)
     close = (times - frame_times[nearest]).abs() <= half + 1e-9
     return [(close & (nearest == j)).nonzero().squeeze(1) for j in range(frame_times.numel())]
 
@@ -141,7 +141,7 @@ def _frame_points(points: Tensor, times: Tensor, frame_times: Tensor) -> list[Te
 def _sensor_at(sweeps: Sweeps, frame_times: Tensor) -> Tensor:
     """[T, 3] the sensor's position at each frame time (the mean of its positions there; the nearest otherwise)."""
     st = sweeps.sensor_times.to(frame_times)
-    nearest = (st[:, None] - frame_times[None]).abs().argmin(dim=1)  # [S]
+    nearest = nearest_index(st, frame_times)  # [S]
     pos = sweeps.sensor_positions.to(frame_times)
     total = torch.zeros(frame_times.numel(), 3, dtype=pos.dtype, device=pos.device).index_add_(0, nearest, pos)
     count = torch.zeros(frame_times.numel(), dtype=pos.dtype, device=pos.device).index_add_(

@@ -217,6 +217,7 @@ def densify_step(
     step: int,
     info: dict[str, Any],
     lr: float | None = None,
+    statistics: Mapping[str, Tensor] | None = None,
 ) -> None:
     """Call after ``loss.backward()``; gsplat's simple_trainer then steps the optimisers (Gaussians this
     call creates have no gradient yet, so Adam leaves them alone on that step).
@@ -230,6 +231,8 @@ def densify_step(
         step: the training step (0-based).
         info: the render's meta (``means2d`` with its gradient, ``radii [C, N]``, ``width``, ...).
         lr: the current learning rate of ``means``; required by MCMC (scales its position noise).
+        statistics: DefaultStrategy's running statistics of this step, gathered with :func:`densify_statistics`
+            (several cameras, several ranks); ``info``'s gradient is then not read. None: from ``info`` (one call).
     """
     _check_labels(params, state, "densify_step")
     if isinstance(strategy, MCMCStrategy):
@@ -242,7 +245,68 @@ def densify_step(
             raise InputError(
                 "densify_step: absgrad=True needs info['means2d'].absgrad, which this renderer did not fill"
             )
+    if statistics is not None and isinstance(strategy, DefaultStrategy) and step < strategy.refine_stop_iter:
+        with _statistics_given(strategy, state, statistics):
+            strategy.step_post_backward(params, optimizers, state, step, info)
+        return
     strategy.step_post_backward(params, optimizers, state, step, info)
+
+
+STAT_KEYS = ("grad2d", "count", "radii")
+"""DefaultStrategy's running statistics in the state (``radii`` only with ``refine_scale2d_stop_iter > 0``)."""
+
+
+def densify_statistics(
+    strategy: DefaultStrategy | MCMCStrategy,
+    params: Mapping[str, torch.nn.Parameter],
+    info: dict[str, Any],
+    step: int,
+    n_cameras: int,
+    into: dict[str, Tensor] | None = None,
+) -> dict[str, Tensor] | None:
+    """One rendered camera's share of DefaultStrategy's running statistics (after its ``backward``), added into
+    ``into`` (and returned): ``grad2d [N]`` and ``count [N]`` summed, ``radii [N]`` the maximum. None for MCMC
+    (it keeps no statistics) and from ``refine_stop_iter`` on.
+
+    For a step over several cameras rendered (and backpropagated) one at a time, with each camera's loss divided by
+    ``n_cameras``: gsplat normalises the screen gradient by the cameras of one call (``info["n_cameras"]``), so
+    ``n_cameras`` here is the batch, and the sum over the cameras equals what one call over all of them records.
+    Hand the sum (over the ranks too, :func:`semdyn.train.distributed.all_reduce_tensors`) to :func:`densify_step`.
+    """
+    if not isinstance(strategy, DefaultStrategy) or step >= strategy.refine_stop_iter:
+        return into
+    n = params["means"].shape[0]
+    device = params["means"].device
+    if into is None:
+        into = {"grad2d": torch.zeros(n, device=device), "count": torch.zeros(n, device=device)}
+        if strategy.refine_scale2d_stop_iter > 0:
+            into["radii"] = torch.zeros(n, device=device)
+    tmp: dict[str, Any] = {"grad2d": torch.zeros(n, device=device), "count": torch.zeros(n, device=device)}
+    tmp["radii"] = torch.zeros(n, device=device) if strategy.refine_scale2d_stop_iter > 0 else None
+    strategy._update_state(params, tmp, {**info, "n_cameras": n_cameras}, packed=False)
+    into["grad2d"] += tmp["grad2d"]
+    into["count"] += tmp["count"]
+    if "radii" in into:
+        torch.maximum(into["radii"], tmp["radii"], out=into["radii"])
+    return into
+
+
+@contextlib.contextmanager
+def _statistics_given(strategy: DefaultStrategy, state: dict[str, Any], stats: Mapping[str, Tensor]) -> Iterator[None]:
+    """Within the block the strategy's running statistics are ``state``'s plus ``stats`` and its own update (from
+    ``info``) is skipped: the decisions of ``step_post_backward`` from statistics gathered elsewhere."""
+    for key, value in stats.items():
+        if state.get(key) is None:
+            state[key] = torch.zeros_like(value)
+        if key == "radii":
+            torch.maximum(state[key], value, out=state[key])
+        else:
+            state[key] += value
+    strategy._update_state = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del strategy._update_state
 
 
 @dataclass

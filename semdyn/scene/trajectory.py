@@ -113,6 +113,22 @@ def fill_nearest_valid(values: Tensor, valid: Tensor) -> Tensor:
     return torch.where(valid.any(-1, keepdim=True), out, torch.zeros_like(out))
 
 
+def nearest_index(values: Tensor, grid: Tensor) -> Tensor:
+    """[P] int64 index into ``grid`` [T] (any order, repeats allowed) of the entry nearest each of ``values`` [P]:
+    ``(values[:, None] - grid[None]).abs().argmin(1)``, ties to the lowest index as there, in O(P + T) memory
+    (that ``[P, T]`` table is gigabytes for a long sequence's LiDAR points against its frame times)."""
+    if grid.numel() == 0:
+        raise ValueError("nearest_index: empty grid")
+    grid = grid.to(values)
+    ordered, order = torch.sort(grid, stable=True)  # equal entries keep their order: a run starts at its lowest index
+    t = ordered.numel()
+    above = torch.searchsorted(ordered, values).clamp(max=t - 1)  # first entry >= value (or the last)
+    below = torch.searchsorted(ordered, ordered[(above - 1).clamp(min=0)])  # start of the run just below
+    d_above, d_below = (values - ordered[above]).abs(), (values - ordered[below]).abs()
+    pick_above = (d_above < d_below) | ((d_above == d_below) & (order[above] < order[below]))
+    return order[torch.where(pick_above, above, below)]
+
+
 def second_difference(ctrl: Tensor) -> Tensor:
     """[O, K - 2, D] second differences of control points ``ctrl`` [O, K, D] (the spline's acceleration, up to the
     factor (K - 3)^2)."""
@@ -120,6 +136,7 @@ def second_difference(ctrl: Tensor) -> Tensor:
 
 
 __all__ = [
+    "nearest_index",
     "bspline_eval",
     "bspline_matrix",
     "bspline_weights",

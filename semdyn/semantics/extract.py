@@ -11,6 +11,13 @@ exactly when its image and the options are unchanged. Every file is written to a
 (``os.replace``), the ``.npz`` before the ``.png``: a frame counts as done only when its ``.png`` exists, and an
 interrupted run leaves no partial file under a final name; leftover temporaries are removed on the next run.
 
+Several processes may fill one cache at once (``--shard I/N`` of a cluster's job array, or the ranks of ``torchrun``,
+which take every N-th frame from the I-th; or two runs over the same frames): a process computes a frame only while
+it holds the frame's claim, an exclusive ``flock`` on ``<run_key>/locks/<frame_key>.lock`` taken without waiting (a
+frame claimed by a live process is left to it; the kernel drops the claim of a process that dies). Holding the claim
+it checks the ``.png`` again, removes a dead claimant's temporaries of that frame, computes and writes, and removes
+the lock file. Each frame is therefore computed once and no reader ever sees a partial file.
+
 ``masks="gt"``: the sequence's ground-truth instance masks replace SAM (the ID map is then the instance ids, and
 each instance's embedding and dictionary match are stored beside), so lifting can be measured apart from SAM.
 ``masks="gt-class"``: the semantic class images replace SAM and CLIP matching (the ID map holds, per pixel, the
@@ -19,11 +26,15 @@ first dictionary entry whose class is the pixel's class), so instance separation
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
 import os
+import socket
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -76,7 +87,10 @@ class ExtractConfig:
     max_frames: int | None = None
     """Only the first this many frames (None: all)."""
     device: str = "auto"
-    """auto (CUDA when available), cpu or cuda."""
+    """auto (CUDA when available; under torchrun the rank's local GPU), cpu or cuda."""
+    shard: str | None = None
+    """I/N: only frames I, I + N, I + 2N, ... (0 <= I < N; for a job array of N tasks writing into one cache).
+    None: all frames, or the rank's share under torchrun (RANK / WORLD_SIZE)."""
 
     def output_params(self, dictionary: ObjectDictionary) -> dict[str, Any]:
         """Everything that changes the cached outputs (device, batch sizes and frame count do not)."""
@@ -107,14 +121,65 @@ def frame_key(run: str, image_path: Path) -> str:
     return _hash(run.encode() + _hash(Path(image_path).read_bytes()).encode())[:24]
 
 
+def _tmp_prefix() -> str:
+    """Temporary-file prefix unique to this process across the hosts of a shared file system."""
+    return f".tmp{socket.gethostname()}.{os.getpid()}-"
+
+
 def _atomic_write(path: Path, write: Any) -> None:
     """Call ``write(tmp_path)`` then move the file to ``path`` (the suffix is kept for numpy/PIL)."""
-    tmp = path.with_name(f".tmp{os.getpid()}-{path.name}")
+    tmp = path.with_name(f"{_tmp_prefix()}{path.name}")
     try:
         write(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def parse_shard(shard: str | None, env: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """``(I, N)`` of ``--shard I/N``; without it torchrun's ``(RANK, WORLD_SIZE)`` when set, else ``(0, 1)``."""
+    env = os.environ if env is None else env
+    if shard is None:
+        if "WORLD_SIZE" not in env:
+            return 0, 1
+        text, option = f"{env.get('RANK', '0')}/{env['WORLD_SIZE']}", "RANK/WORLD_SIZE (torchrun)"
+    else:
+        text, option = shard, "--shard"
+    parts = text.split("/")
+    try:
+        index, count = int(parts[0]), int(parts[1])
+        if len(parts) != 2 or count < 1 or not 0 <= index < count:
+            raise ValueError
+    except (ValueError, IndexError):
+        raise InputError(f"{option} must be I/N with 0 <= I < N (e.g. 0/4), got {text!r}") from None
+    return index, count
+
+
+@contextmanager
+def frame_claim(lock_dir: Path, key: str) -> Iterator[bool]:
+    """Hold the claim on frame ``key`` (see the module docstring); yields False, holding nothing, when another live
+    process has it. The lock file is removed on leaving, before the lock is released."""
+    path = lock_dir / f"{key}.lock"
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            same = path.exists() and os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:  # the holder we waited behind removed this file: its frame is done (or a new claim exists)
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            path.unlink(missing_ok=True)
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def write_id_map(path: Path, id_map: np.ndarray) -> None:
@@ -285,9 +350,9 @@ def extract_sequence(config: ExtractConfig, show_progress: bool = True) -> dict[
     """Run the pipeline over every frame of the sequence, reusing cached frames; returns a summary."""
     from semdyn.data import read_sequence
     from semdyn.synth import SynthConfig, ensure_scene
-    from semdyn.train.trainer import resolve_device
 
     data = config.data if config.data is not None else ensure_scene(SynthConfig(), show_progress=show_progress)
+    shard, num_shards = parse_shard(config.shard)
     seq = read_sequence(data)
     frames = seq.frames[: config.max_frames] if config.max_frames is not None else seq.frames
     if config.masks == "gt" and not seq.has("mask"):
@@ -298,10 +363,9 @@ def extract_sequence(config: ExtractConfig, show_progress: bool = True) -> dict[
     lut = class_id_lut(seq.semantic_classes, dictionary)
     run = run_key(config, dictionary)
     run_dir = Path(config.output if config.output is not None else Path(data) / "semantics_cache") / run
-    folder = run_dir / "frames"
+    folder, lock_dir = run_dir / "frames", run_dir / "locks"
     folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob(".tmp*"):
-        stale.unlink(missing_ok=True)
+    lock_dir.mkdir(exist_ok=True)
     meta = {
         "run_key": run,
         "options": config.output_params(dictionary),
@@ -311,37 +375,74 @@ def extract_sequence(config: ExtractConfig, show_progress: bool = True) -> dict[
     }
     if config.random_weights:
         meta["warning"] = "SAM and CLIP ran on randomly initialised weights: masks and matches are meaningless"
-    meta_path = run_dir / "meta.json"
+    meta_path = run_dir / "meta.json"  # every shard writes the same text (atomically)
     _atomic_write(meta_path, lambda tmp: tmp.write_text(json.dumps(meta, indent=2, default=str)))
-    keys = [frame_key(run, f.image_path) for f in frames]
-    todo = [i for i, k in enumerate(keys) if not (folder / f"{k}.png").is_file()]
+    mine = list(range(shard, len(frames), num_shards))
+    keys = {i: frame_key(run, frames[i].image_path) for i in mine}
+    todo = [i for i in mine if not (folder / f"{keys[i]}.png").is_file()]
     summary: dict[str, Any] = {
         "run_dir": str(run_dir),
-        "frames": len(frames),
-        "computed": len(todo),
-        "reused": len(frames) - len(todo),
+        "shard": f"{shard}/{num_shards}",
+        "frames": len(mine),
+        "computed": 0,
+        "reused": len(mine) - len(todo),
+        "claimed_elsewhere": 0,
         "random_weights": config.random_weights,
     }
     if todo:
         t0 = time.perf_counter()
-        extractor = SemanticExtractor(config, resolve_device(config.device))
+        extractor = SemanticExtractor(config, _shard_device(config.device))
         load_s = time.perf_counter() - t0
         t1 = time.perf_counter()
-        for i in track(todo, "extracting semantics", disable=not show_progress):
-            f = frames[i]
-            with Image.open(f.image_path) as im:
-                img = np.array(im.convert("RGB"))
-            inst = None
-            if config.masks == "gt":
-                with Image.open(f.mask_path) as im:
-                    inst = np.asarray(im).astype(np.int64)
-            elif config.masks == "gt-class":
-                with Image.open(f.semantic_path) as im:
-                    inst = lut[np.asarray(im)].astype(np.int64)
-            result = extractor.process(img, inst)
-            _write_frame(folder, keys[i], result, {"image": str(f.image_path), **meta})
-        summary.update(
-            model_load_seconds=round(load_s, 2), seconds_per_frame=round((time.perf_counter() - t1) / len(todo), 3)
-        )
-    log.info("semantics: %d frames computed, %d reused, in %s", summary["computed"], summary["reused"], run_dir)
+        for i in track(todo, f"extracting semantics (shard {shard}/{num_shards})", disable=not show_progress):
+            key = keys[i]
+            with frame_claim(lock_dir, key) as held:
+                if not held:
+                    summary["claimed_elsewhere"] += 1
+                    continue
+                if (folder / f"{key}.png").is_file():  # finished by another process since the list was made
+                    summary["reused"] += 1
+                    continue
+                for stale in folder.glob(f".tmp*-{key}.*"):  # a dead claimant's partial writes
+                    stale.unlink(missing_ok=True)
+                _write_frame(
+                    folder,
+                    key,
+                    _process_frame(extractor, config, frames[i], lut),
+                    {"image": str(frames[i].image_path), **meta},
+                )
+                summary["computed"] += 1
+        if summary["computed"]:
+            summary.update(
+                model_load_seconds=round(load_s, 2),
+                seconds_per_frame=round((time.perf_counter() - t1) / summary["computed"], 3),
+            )
+    log.info(
+        "semantics: shard %d/%d: %d frames computed, %d reused, %d left to other processes, in %s",
+        shard, num_shards, summary["computed"], summary["reused"], summary["claimed_elsewhere"], run_dir,
+    )  # fmt: skip
     return summary
+
+
+def _process_frame(extractor: SemanticExtractor, config: ExtractConfig, frame: Any, lut: np.ndarray) -> FrameResult:
+    """Read one frame's image (and masks or class image) and run the pipeline on it."""
+    with Image.open(frame.image_path) as im:
+        img = np.array(im.convert("RGB"))
+    inst = None
+    if config.masks == "gt":
+        with Image.open(frame.mask_path) as im:
+            inst = np.asarray(im).astype(np.int64)
+    elif config.masks == "gt-class":
+        with Image.open(frame.semantic_path) as im:
+            inst = lut[np.asarray(im)].astype(np.int64)
+    return extractor.process(img, inst)
+
+
+def _shard_device(name: str) -> torch.device:
+    """The device of ``--device``; ``auto`` under torchrun takes the rank's local GPU (LOCAL_RANK)."""
+    from semdyn.train.trainer import resolve_device
+
+    device = resolve_device(name)
+    if name == "auto" and device.type == "cuda" and "LOCAL_RANK" in os.environ:
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]) % max(torch.cuda.device_count(), 1))
+    return device

@@ -151,7 +151,7 @@ class SemanticLifter:
         if config.masks == "gt":
             if data.instance_masks is None:
                 raise DataFormatError(data.sequence.transforms_path, "--semantics.masks gt needs instance masks")
-            self.id_maps = data.instance_masks.to(torch.int64)
+            self.id_maps = data.instance_masks  # [F, H, W] uint16, not copied: read a frame at a time
             self.groups: SemanticGroups | None = _objects_groups(data)
             self.dictionary = None
         elif config.masks == "cache":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 
@@ -20,6 +21,7 @@ from rich.logging import RichHandler
 
 from semdyn.errors import SemdynError
 from semdyn.presets import PRESETS
+from semdyn.train import distributed
 from semdyn.train.evaluate import evaluate, render_video
 from semdyn.train.options import validate_train_config
 from semdyn.train.run_dir import claim_run_dir
@@ -30,8 +32,20 @@ def run(config: TrainConfig) -> dict:
     """Train (or resume), evaluate the held-out views and render the video; returns the metrics. The run folder
     is held (locked, checked against mixing with another run) from the start to metrics.json."""
     validate_train_config(config)
-    with claim_run_dir(config.run_dir, config.load_dir, config.overwrite):
-        return _run(config)
+    if distributed.launched_by_torchrun() and os.environ.get("RANK", "0") != "0":
+        try:  # the other ranks train alongside rank 0, which holds the run folder, evaluates and renders
+            trainer = Trainer(config)
+            if config.load_dir is not None:
+                trainer.load(config.load_dir)
+            trainer.train()
+            return {}
+        finally:
+            distributed.shutdown()
+    try:
+        with claim_run_dir(config.run_dir, config.load_dir, config.overwrite):
+            return _run(config)
+    finally:
+        distributed.shutdown()
 
 
 def _run(config: TrainConfig) -> dict:
@@ -42,6 +56,7 @@ def _run(config: TrainConfig) -> dict:
     start = trainer.step
     trainer.train()
     t1 = time.perf_counter()
+    distributed.shutdown()  # rank 0 alone evaluates
     out = config.run_dir / "renders"
     metrics = evaluate(trainer.model, trainer.data, trainer.device, out)
     video = render_video(
@@ -55,6 +70,8 @@ def _run(config: TrainConfig) -> dict:
         checkpoint=str(trainer.last_checkpoint),
         video=str(video),
         device=str(trainer.device),
+        processes=trainer.dist.world_size,
+        batch_size=trainer.global_batch,
     )
     (config.run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
@@ -78,7 +95,8 @@ def entrypoint(args: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/yellow]: resume with --load-dir " + str(config.run_dir))
         sys.exit(130)
-    console.print_json(json.dumps(metrics))
+    if metrics:  # the other ranks of a torchrun job have none
+        console.print_json(json.dumps(metrics))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,28 +63,36 @@ def evaluate(
     """
     indices = data.test_idx if indices is None else indices
     lpips_metric = get_lpips_metric(device=device)
-    psnrs, ssims, lpipss, dyn = [], [], [], []
-    for i in track(indices.tolist(), description="evaluating"):
-        out = render_frame(model, data, i, device)
-        pred, gt = out["rgb"][0].cpu(), data.images[i]
-        psnrs.append(float(psnr(pred, gt)))
-        ssims.append(float(ssim(pred, gt)))
-        if lpips_metric.available:
-            lpipss.append(float(lpips_metric(pred, gt)))
-        if data.instance_masks is not None:
-            dyn.append((pred, gt, data.instance_masks[i]))
-        if out_dir is not None:
-            frame = data.sequence.frames[i]
-            row = np.concatenate(
-                [
-                    _to_u8(gt),
-                    _to_u8(pred),
-                    colorize_depth(out["depth"][0, ..., 0].cpu().numpy(), out["accumulation"][0, ..., 0].cpu().numpy()),
-                ],
-                1,
-            )
-            (out_dir / "test").mkdir(parents=True, exist_ok=True)
-            imageio.imwrite(out_dir / "test" / f"{frame.camera}_{Path(frame.file_path).stem}.png", row)
+    psnrs: list[float] = []
+    ssims: list[float] = []
+    lpipss: list[float] = []
+
+    def frames() -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+        """Render, score and write one test frame at a time; yields ``(pred, gt, mask)`` for the dynamic PSNR (only
+        the running sums are kept, so memory does not grow with the test split)."""
+        for i in track(indices.tolist(), description="evaluating"):
+            out = render_frame(model, data, i, device)
+            pred, gt = out["rgb"][0].cpu(), data.image(i)
+            psnrs.append(float(psnr(pred, gt)))
+            ssims.append(float(ssim(pred, gt)))
+            if lpips_metric.available:
+                lpipss.append(float(lpips_metric(pred, gt)))
+            if out_dir is not None:
+                frame = data.sequence.frames[i]
+                depth = out["depth"][0, ..., 0].cpu().numpy()
+                row = np.concatenate(
+                    [_to_u8(gt), _to_u8(pred), colorize_depth(depth, out["accumulation"][0, ..., 0].cpu().numpy())], 1
+                )
+                (out_dir / "test").mkdir(parents=True, exist_ok=True)
+                imageio.imwrite(out_dir / "test" / f"{frame.camera}_{Path(frame.file_path).stem}.png", row)
+            yield pred, gt, (data.mask(i) if data.instance_masks is not None else None)
+
+    summary = None
+    if data.instance_masks is not None:
+        summary = aggregate_dynamic_psnr(((p, g, m) for p, g, m in frames() if m is not None), data.dynamic_ids)
+    else:
+        for _ in frames():
+            pass
     metrics: dict[str, Any] = {
         "psnr": float(np.mean(psnrs)),
         "ssim": float(np.mean(ssims)),
@@ -92,12 +101,28 @@ def evaluate(
         "num_gaussians": model.num_gaussians,
         "num_test_images": len(psnrs),
     }
-    if dyn:
-        summary = aggregate_dynamic_psnr(dyn, data.dynamic_ids)
+    if summary is not None and psnrs:
         metrics["dynamic_psnr"] = None if math.isnan(summary.pooled) else float(summary.pooled)
     if out_dir is not None:
         (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
+
+
+def _video_frame(
+    model: DynamicScene, data: SceneData, device: torch.device, cams: list[int], columns: list[int], t: float
+) -> np.ndarray:
+    """[2 H (+1), W * len(columns) (+1), 3] uint8: the renders over the ground truth of every camera at time ``t``,
+    padded to even sizes for H.264."""
+    tiles: dict[int, int] = {}
+    for i in range(len(data.times)):
+        if float(data.times[i]) == t:
+            tiles.setdefault(cams[i], i)
+    blank = np.zeros((data.height, data.width, 3), np.uint8)
+    pred = [_to_u8(render_frame(model, data, tiles[c], device)["rgb"][0]) if c in tiles else blank for c in columns]
+    gt = [_to_u8(data.image(tiles[c])) if c in tiles else blank for c in columns]
+    frame = np.concatenate([np.concatenate(pred, 1), np.concatenate(gt, 1)], 0)
+    h, w = frame.shape[:2]
+    return np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)))
 
 
 @torch.no_grad()
@@ -111,22 +136,13 @@ def render_video(model: DynamicScene, data: SceneData, device: torch.device, pat
     cams = [int(c) for c in data.sequence.camera_indices]
     columns = sorted(set(cams))
     times = torch.unique(data.times)
-    frames = []
-    for t in track(times.tolist(), description="rendering video"):
-        tiles: dict[int, int] = {}
-        for i in range(len(data.times)):
-            if float(data.times[i]) == t:
-                tiles.setdefault(cams[i], i)
-        blank = np.zeros((data.height, data.width, 3), np.uint8)
-        pred = [_to_u8(render_frame(model, data, tiles[c], device)["rgb"][0]) if c in tiles else blank for c in columns]
-        gt = [_to_u8(data.images[tiles[c]]) if c in tiles else blank for c in columns]
-        frame = np.concatenate([np.concatenate(pred, 1), np.concatenate(gt, 1)], 0)
-        h, w = frame.shape[:2]
-        frames.append(np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0))))  # even sizes for H.264
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     try:
-        imageio.mimwrite(tmp, frames, fps=fps, macro_block_size=1)
+        # Frames go to the encoder one at a time (a list of them would grow with the sequence).
+        with imageio.get_writer(tmp, fps=fps, macro_block_size=1) as writer:
+            for t in track(times.tolist(), description="rendering video"):
+                writer.append_data(_video_frame(model, data, device, cams, columns, t))
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)

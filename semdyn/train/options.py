@@ -65,6 +65,10 @@ def validate_train_config(config: TrainConfig) -> None:
     """
     at_least(config.max_steps, 1, "max_steps", "train at least one step")
     at_least(config.downscale, 1, "downscale", "give a positive integer image downscale factor")
+    at_least(config.batch_size, 1, "batch_size", "give at least one camera per step")
+    cache = config.cache_mb
+    if cache is not None and (isinstance(cache, bool) or not isinstance(cache, (int, float)) or not 0 < cache < 1e12):
+        raise InputError(f"--cache-mb {cache!r}: give a positive number of MiB (or leave it unset: all in memory)")
     at_least(config.steps_per_save, 1, "steps_per_save", "save at least every step (a positive number of steps)")
     at_least(config.keep_checkpoints, 1, "keep_checkpoints", "keep at least one checkpoint")
     at_least(config.log_every, 1, "log_every", "log every positive number of steps")

@@ -1,17 +1,27 @@
-"""The plain training loop (no nerfstudio): one image per step, gsplat densification, atomic checkpoints.
+"""The plain training loop (no nerfstudio): a batch of cameras per step, gsplat densification, atomic checkpoints.
 
-The image for step s is fixed by the seed (a fresh permutation of the training frames per epoch), so a
-run resumed from a checkpoint continues exactly as the uninterrupted run would have.
+Step s trains on B = ``batch_size`` x world size cameras: the camera slots ``s * B .. s * B + B - 1`` of a stream
+fixed by the seed (a fresh permutation of the training frames per epoch), so a run resumed from a checkpoint
+continues exactly as the uninterrupted run would have. Each camera is rendered and backpropagated on its own with its
+loss divided by B (the gradients add up to those of the batch's mean loss), the densification statistics are
+gathered per camera and summed, and every learning rate is multiplied by sqrt(B) (Grendel-GS's scaling rule).
+
+Under ``torchrun`` (:mod:`semdyn.train.distributed`) rank r takes the slots ``r * batch_size ..`` of each step,
+the gradients and densification statistics are summed over the ranks, and rank 0 alone writes the run folder;
+the result equals one process with ``batch_size`` x world size (the random draws of a camera's loss terms and of
+the densification are seeded by the step and the camera's slot, not by the process, whenever B > 1).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import math
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,9 +34,10 @@ from semdyn.errors import InputError, SemdynError
 from semdyn.scene.build import build_scene, scene_init_from_data
 from semdyn.scene.dynamic import DynamicSceneConfig
 from semdyn.scene.gaussians import PARAM_KEYS, make_optimizers, means_lr_scheduler
-from semdyn.scene.strategy import NODE_IDS, densify_pre_backward, densify_step, make_strategy
+from semdyn.scene.strategy import NODE_IDS, densify_pre_backward, densify_statistics, densify_step, make_strategy
 from semdyn.semantics.training import SemanticLifter, SemanticsConfig
 from semdyn.synth import SynthConfig, ensure_scene
+from semdyn.train import distributed
 from semdyn.train.data import SceneData, load_scene
 from semdyn.train.options import validate_train_config
 from semdyn.train.resume import (
@@ -60,9 +71,16 @@ class TrainConfig:
     experiment_name: str = "semdyn"
     """Name of the run folder."""
     max_steps: int = 30_000
-    """Training steps (one image each)."""
+    """Training steps (batch_size x world-size images each)."""
+    batch_size: int = 1
+    """Cameras per step on each process (under torchrun: per GPU); the step's batch B is this times the world size.
+    Gradients are summed over the batch (each camera's loss / B) and every learning rate is scaled by sqrt(B)."""
     downscale: int = 1
     """Integer image downscale factor."""
+    cache_mb: float | None = None
+    """None: hold every image (uint8) and mask (uint16) in host memory. A number: read them from disk when used
+    through a cache of this many MiB, the next step's images decoded ahead (memory that does not grow with the
+    sequence: for long sequences, and for torchrun, where every rank holds its own copy)."""
     seed: int = 0
     """Seeds the initialisation and the order of training images."""
     device: str = "auto"
@@ -129,10 +147,12 @@ class Trainer:
     def __init__(self, config: TrainConfig, data: SceneData | None = None) -> None:
         validate_train_config(config)
         self.config = config
-        self.device = resolve_device(config.device)
+        self.dist, self.device = distributed.setup(resolve_device(config.device))
+        self.global_batch = config.batch_size * self.dist.world_size
+        """B: cameras per step over all ranks."""
         if data is None:
             path = config.data if config.data is not None else ensure_scene(config.synth, show_progress=True)
-            data = load_scene(path, config.downscale)
+            data = load_scene(path, config.downscale, cache_mb=config.cache_mb)
         self.data = data
         if len(data.train_idx) == 0:
             raise InputError(f"{data.sequence.transforms_path}: no training frames")
@@ -146,66 +166,119 @@ class Trainer:
         self.semantics = SemanticLifter(config.semantics, data) if config.semantics is not None else None
         if self.semantics is not None:
             self.semantics.attach(self.model, self.device, g)  # the feature latent, when configured
+            for opt in self.semantics.optimizers():
+                self._scale_lrs(opt)
         self._build_optimizers()
+        distributed.broadcast_params(self._optimised_params(), self.dist)  # identical scenes on every rank
 
     def _build_optimizers(self) -> None:
         cfg = self.config.model
         self.optimizers = make_optimizers(self.model.params, cfg.lrs, self.scene_scale, self.model.extra_lrs())
-        self.scheduler = means_lr_scheduler(self.optimizers["means"], cfg.lrs, max(self.config.max_steps, 1))
         self.extra_optimizers = {
             name: torch.optim.Adam(params, lr=lr, eps=1e-15) for name, (params, lr) in self.model.param_groups().items()
         }
+        for opt in [*self.optimizers.values(), *self.extra_optimizers.values()]:
+            self._scale_lrs(opt)
+        self.scheduler = means_lr_scheduler(self.optimizers["means"], cfg.lrs, max(self.config.max_steps, 1))
         self.strategy, self.strategy_state = make_strategy(cfg.densify, scene_scale=self.scene_scale)
+
+    def _scale_lrs(self, optimizer: torch.optim.Optimizer) -> None:
+        """Multiply the optimiser's learning rates by sqrt(B) (Grendel-GS: B cameras per step)."""
+        if self.global_batch > 1:
+            for group in optimizer.param_groups:
+                group["lr"] *= math.sqrt(self.global_batch)
+
+    def _all_optimizers(self) -> list[torch.optim.Optimizer]:
+        semantic = self.semantics.optimizers() if self.semantics is not None else []
+        return [*self.optimizers.values(), *self.extra_optimizers.values(), *semantic]
+
+    def _optimised_params(self) -> list[torch.Tensor]:
+        """Every tensor an optimiser steps (Gaussians, field, sky, trajectories, decoder), in a fixed order."""
+        return [p for opt in self._all_optimizers() for group in opt.param_groups for p in group["params"]]
+
+    def step_frames(self, step: int) -> list[tuple[int, int]]:
+        """``(slot, frame index)`` of this rank's cameras at ``step`` (slots ``step * B + rank * batch_size ..``)."""
+        n, b = len(self.data.train_idx), self.config.batch_size
+        first = step * self.global_batch + self.dist.rank * b
+        return [(j, int(self.data.train_idx[image_order(self.config.seed, j, n)])) for j in range(first, first + b)]
+
+    @contextlib.contextmanager
+    def _seeded(self, step: int, slot: int) -> Iterator[None]:
+        """With B > 1, torch's random draws inside the block are seeded by (seed, step, slot): the same on whichever
+        rank the camera is rendered (slot -1: the densification). With B = 1 the global stream runs on, as always."""
+        if self.global_batch == 1:
+            yield
+            return
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(((self.config.seed * 1_000_003 + step) * 1_000_033 + slot + 1) % 2**62)
+            yield
 
     # ------------------------------------------------------------------ one step
     def frame_batch(self, index: int) -> dict[str, Any]:
         """Camera, time and ground truth of frame ``index`` on the training device (C = 1)."""
         d, dev = self.data, self.device
-        batch = dict(
+        depth = d.depth([index])
+        return dict(
             viewmats=d.viewmats[index : index + 1].to(dev),
             Ks=d.Ks[index : index + 1].to(dev),
             t=float(d.times[index]),
-            image=d.images[index : index + 1].to(dev),
+            image=d.image(index)[None].to(dev),
+            depth=None if depth is None else depth.to(dev),
         )
-        batch["depth"] = d.sparse_depth[index : index + 1].to(dev) if d.sparse_depth is not None else None
-        return batch
 
     def train_step(self) -> dict[str, float]:
-        step = self.step
-        idx = int(self.data.train_idx[image_order(self.config.seed, step, len(self.data.train_idx))])
-        b = self.frame_batch(idx)
+        """One step over this rank's cameras; returns their mean loss terms and the Gaussian count."""
+        step, batch = self.step, self.global_batch
         if self.semantics is not None:  # densification changes N: hand the scene the labels of the current Gaussians
             self.sync_groups()
-        out = self.model(b["viewmats"], b["Ks"], self.data.width, self.data.height, b["t"], step=step)
-        terms = self.model.loss_dict(out, b["image"], b["depth"], step=step)
-        if self.semantics is not None:
-            terms.update(self.semantics.loss_terms(self.model, out, idx, b))
-        for name, value in terms.items():
-            if not torch.isfinite(value):
-                raise TrainingDivergedError(
-                    f"training diverged at step {step}: loss term '{name}' is {value.item()}; {self._last_good()}"
-                )
-        loss = sum(terms.values())
-        densify_pre_backward(self.strategy, self.model.params, self.optimizers, self.strategy_state, step, out["meta"])
-        loss.backward()
+        sums: dict[str, float] = {}
+        stats = None
+        self.data.prefetch([i for _, i in self.step_frames(step + 1)])  # decoded while this step trains
+        for slot, idx in self.step_frames(step):
+            with self._seeded(step, slot):
+                b = self.frame_batch(idx)
+                out = self.model(b["viewmats"], b["Ks"], self.data.width, self.data.height, b["t"], step=step)
+                terms = self.model.loss_dict(out, b["image"], b["depth"], step=step)
+                if self.semantics is not None:
+                    terms.update(self.semantics.loss_terms(self.model, out, idx, b))
+            for name, value in terms.items():
+                if not torch.isfinite(value):
+                    raise TrainingDivergedError(
+                        f"training diverged at step {step}: loss term '{name}' is {value.item()}; {self._last_good()}"
+                    )
+            loss = sum(terms.values())
+            params, state = self.model.params, self.strategy_state
+            densify_pre_backward(self.strategy, params, self.optimizers, state, step, out["meta"])
+            (loss / batch if batch > 1 else loss).backward()
+            stats = densify_statistics(self.strategy, params, out["meta"], step, batch, stats)
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v.item()
+            sums["loss"] = sums.get("loss", 0.0) + loss.item()
+        distributed.all_reduce_gradients(self._optimised_params(), self.dist)
+        if stats is not None:
+            distributed.all_reduce_tensors([stats["grad2d"], stats["count"]], self.dist, "sum")
+            if "radii" in stats:
+                distributed.all_reduce_tensors([stats["radii"]], self.dist, "max")
         self._check_gradients(step)
-        semantic_opts = self.semantics.optimizers() if self.semantics is not None else []
-        for opt in [*self.optimizers.values(), *self.extra_optimizers.values(), *semantic_opts]:
+        for opt in self._all_optimizers():
             opt.step()
             opt.zero_grad(set_to_none=True)
         self.scheduler.step()
-        densify_step(
-            self.strategy,
-            self.model.params,
-            self.optimizers,
-            self.strategy_state,
-            step,
-            out["meta"],
-            lr=self.scheduler.get_last_lr()[0],
-        )
+        with self._seeded(step, -1):
+            densify_step(
+                self.strategy,
+                self.model.params,
+                self.optimizers,
+                self.strategy_state,
+                step,
+                out["meta"],
+                lr=self.scheduler.get_last_lr()[0],
+                statistics=stats,
+            )
         self.step += 1
-        record = {k: v.item() for k, v in terms.items()} | {"loss": loss.item(), "gaussians": self.model.num_gaussians}
-        return record
+        n = self.config.batch_size
+        return {k: v / n for k, v in sums.items()} | {"gaussians": self.model.num_gaussians}
 
     def _check_gradients(self, step: int) -> None:
         """Stop before a non-finite gradient reaches the parameters (one sum per tensor: cheap)."""
@@ -221,13 +294,18 @@ class Trainer:
     # ------------------------------------------------------------------ loop
     def train(self) -> Path:
         """Train to ``max_steps`` (from the resumed step, if any); returns the final checkpoint. Holds the run
-        folder meanwhile (:func:`~semdyn.train.run_dir.claim_run_dir`: a lock, no mixing with another run)."""
+        folder meanwhile (:func:`~semdyn.train.run_dir.claim_run_dir`: a lock, no mixing with another run); under
+        torchrun rank 0 holds it and writes, the other ranks train alongside."""
+        if not self.dist.is_main:
+            return self._train()
         with claim_run_dir(self.config.run_dir, self.config.load_dir, self.config.overwrite):
             return self._train()
 
     def _train(self) -> Path:
         cfg = self.config
-        (cfg.run_dir / "config.json").write_text(json.dumps(_jsonable(dataclasses.asdict(cfg)), indent=2))
+        main = self.dist.is_main
+        if main:
+            (cfg.run_dir / "config.json").write_text(json.dumps(_jsonable(dataclasses.asdict(cfg)), indent=2))
         t0, start = time.perf_counter(), self.step
         columns = (
             TextColumn("[bold]training"),
@@ -237,17 +315,18 @@ class Trainer:
             TimeElapsedColumn(),
             TimeRemainingColumn(),
         )
-        with Progress(*columns, transient=False) as progress:
+        with Progress(*columns, transient=False, disable=not main) as progress:
             task = progress.add_task("train", total=cfg.max_steps, completed=self.step, info="")
             while self.step < cfg.max_steps:
                 record = self.train_step()
                 if self.semantics is not None and self.semantics.due(self.step):
                     optimizers = self.optimizers | self.extra_optimizers
-                    self.semantics.lift(self.model, self.strategy_state, self.device, optimizers=optimizers)
+                    with self._seeded(self.step, -2):  # every rank lifts the same labels
+                        self.semantics.lift(self.model, self.strategy_state, self.device, optimizers=optimizers)
                 self.history.append(record | {"step": self.step})
                 info = f"loss {record['loss']:.4f}  {record['gaussians']:,} Gaussians"
                 progress.update(task, info=info)
-                if self.step % cfg.log_every == 0:
+                if main and self.step % cfg.log_every == 0:
                     rate = (self.step - start) / max(time.perf_counter() - t0, 1e-9)
                     log.info("step %d/%d  %s  %.1f it/s", self.step, cfg.max_steps, info, rate)
                 progress.update(task, completed=self.step)
@@ -256,7 +335,8 @@ class Trainer:
         if self.semantics is not None:  # the last steps may have densified: evaluation sees the current labels
             self.sync_groups()
         self.train_seconds = time.perf_counter() - t0
-        log.info("trained %d steps in %.1f s (to step %d)", self.step - start, self.train_seconds, self.step)
+        if main:
+            log.info("trained %d steps in %.1f s (to step %d)", self.step - start, self.train_seconds, self.step)
         return self.last_checkpoint  # type: ignore[return-value]
 
     def sync_groups(self) -> None:
@@ -272,6 +352,7 @@ class Trainer:
     def state_dict(self) -> dict[str, Any]:
         return {
             "step": self.step,
+            "global_batch": self.global_batch,
             "model": self.model.state_dict(),
             "param_shapes": {k: tuple(v.shape) for k, v in self.model.params.items()},
             "graph_shapes": self.model.graph_shapes(),
@@ -287,10 +368,14 @@ class Trainer:
         }
 
     def save(self) -> Path:
-        """Write ``checkpoints/step-XXXXXXX.pt`` atomically and keep the newest ``keep_checkpoints``."""
+        """Write ``checkpoints/step-XXXXXXX.pt`` atomically and keep the newest ``keep_checkpoints`` (rank 0; the
+        other ranks, whose state is the same, only note the path)."""
         folder = self.config.run_dir / "checkpoints"
-        folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"step-{self.step:07d}.pt"
+        if not self.dist.is_main:
+            self.last_checkpoint = path
+            return path
+        folder.mkdir(parents=True, exist_ok=True)
         _atomic_save(self.state_dict(), path)
         self.last_checkpoint = path
         # Only this run's line (steps up to now) is pruned, and never the file just written.
@@ -304,6 +389,12 @@ class Trainer:
         """Restore a checkpoint written by :meth:`save` (the Gaussian count may differ from the initial one)."""
         ckpt_path, ckpt = read_train_checkpoint(path, self.device)
         check_resume_fits(ckpt_path, ckpt, self.config, self.data)
+        saved_batch = int(ckpt.get("global_batch", 1))
+        if saved_batch != self.global_batch:
+            raise InputError(
+                f"{ckpt_path} was trained with {saved_batch} cameras per step (--batch-size x processes), this run has "
+                f"{self.global_batch}; resume with the same batch (its learning rates and camera order depend on it)"
+            )
         self.model.resize_params_to({k: torch.Size(s) for k, s in ckpt["param_shapes"].items()})
         self.model.resize_graph_to(ckpt.get("graph_shapes", {}))
         self.model.load_state_dict(ckpt["model"])
@@ -321,7 +412,8 @@ class Trainer:
             self.sync_groups()
         self.step = int(ckpt["step"])
         self.last_checkpoint = ckpt_path
-        log.info("resumed from %s at step %d", ckpt_path, self.step)
+        if self.dist.is_main:
+            log.info("resumed from %s at step %d", ckpt_path, self.step)
 
 
 def _jsonable(obj: Any) -> Any:

@@ -42,3 +42,16 @@ def test_so3_exp_matches_the_quaternion_and_the_angle() -> None:
     so3_exp(small).sum().backward()  # finite gradient at the identity
     assert torch.isfinite(small.grad).all()
     assert abs(float(so3_angle(so3_exp(torch.tensor([[0.0, 0.0, math.pi / 2]]))))) - math.pi / 2 < 1e-6
+
+
+def test_nearest_index_is_the_dense_argmin_without_the_table() -> None:
+    """Against ``(values[:, None] - grid[None]).abs().argmin(1)``, ties and repeated grid entries included."""
+    from semdyn.scene.trajectory import nearest_index
+
+    g = torch.Generator().manual_seed(0)
+    for trial in range(200):
+        t = int(torch.randint(1, 12, (1,), generator=g))
+        grid = torch.rand(t, generator=g) if trial % 3 == 0 else torch.randint(0, 6, (t,), generator=g).float() / 5
+        midpoints = (grid[:, None] + grid[None]).flatten() / 2  # exact ties between two entries
+        values = torch.cat([torch.rand(50, generator=g) * 1.4 - 0.2, grid, midpoints])
+        assert torch.equal(nearest_index(values, grid), (values[:, None] - grid[None]).abs().argmin(1))

@@ -78,9 +78,9 @@ def test_gt_lifting_in_the_trainer(tiny_scene: Path, tmp_path: Path) -> None:
         topk=1,
     )
     top = out["topk_ids"][0, ..., 0]
-    sel = (top >= 0) & (labels.ids[top.clamp_min(0)] >= 0) & (data.instance_masks[view] > 0)
+    sel = (top >= 0) & (labels.ids[top.clamp_min(0)] >= 0) & (data.mask(view) > 0)
     pred = groups.source_ids[labels.ids[top[sel]]]
-    assert (pred == data.instance_masks[view][sel]).float().mean() > 0.5  # the graph moved some since the lift
+    assert (pred == data.mask(view)[sel]).float().mean() > 0.5  # the graph moved some since the lift
 
     # the checkpoint keeps labels and groups
     again = Trainer(_config(tiny_scene, tmp_path, 8, sem), data)
@@ -108,7 +108,7 @@ def test_cached_gt_maps_are_read_back(tiny_scene: Path, tmp_path: Path, tiny_cli
     )
     sem = SemanticsConfig(masks="cache", cache_dir=Path(ex["run_dir"]), lift_start=1, lift_every=100, topk=4)
     trainer = Trainer(_config(tiny_scene, tmp_path, 1, sem), data)
-    torch.testing.assert_close(trainer.semantics.id_maps, data.instance_masks.to(torch.int64))
+    torch.testing.assert_close(trainer.semantics.id_maps, data.instance_masks.to(torch.int64))  # read back exactly
     trainer.train()
     assert trainer.group_labels() is not None
 

@@ -74,3 +74,16 @@ def test_fuzz_parse_and_validate(tiny_scene: Path, options: list[str]) -> None:
 def test_fuzz_whole_runs(tiny_scene: Path, options: list[str]) -> None:
     """A few whole runs (train at most 3 steps, evaluate, video); scripts/fuzz_cli.py runs thousands."""
     check_command_line(options, tiny_scene)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"), [("batch_size", 0, "--batch-size 0"), ("cache_mb", -1.0, "--cache-mb -1.0")]
+)
+def test_a_bad_batch_or_cache_is_one_sentence(
+    tiny_scene: Path, tmp_path: Path, field: str, value: object, message: str
+) -> None:
+    from semdyn.train.options import validate_train_config
+    from semdyn.train.trainer import TrainConfig
+
+    with pytest.raises(InputError, match=message):
+        validate_train_config(TrainConfig(data=tiny_scene, output_dir=tmp_path, **{field: value}))

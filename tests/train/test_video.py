@@ -53,11 +53,21 @@ def test_a_failed_video_write_leaves_no_temporary_file(
     data = load_scene(tiny_scene, 2)
     model = Trainer(_config(tiny_scene, tmp_path, 1), data).model
 
-    def broken(path, frames, **kw):
-        Path(path).write_bytes(b"half a video")
-        raise OSError("disk full")
+    class Broken:  # the encoder dies after the first frame, as on a full disk
+        def __init__(self, path, **kw):
+            self.path = Path(path)
 
-    monkeypatch.setattr(evaluate_module.imageio, "mimwrite", broken)
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def append_data(self, frame):
+            self.path.write_bytes(b"half a video")
+            raise OSError("disk full")
+
+    monkeypatch.setattr(evaluate_module.imageio, "get_writer", Broken)
     with pytest.raises(OSError, match="disk full"):
         render_video(model, data, "cpu", tmp_path / "renders" / "video.mp4")
     assert list((tmp_path / "renders").iterdir()) == []
