@@ -1,6 +1,6 @@
 """Every method on the synthetic scenes, one table (``shared/BENCHMARK.md``), as JSON and Markdown.
 
-    python scripts/benchmark.py                       # CPU profile: seeds 0 1 2, 3000 steps, ~40 minutes a seed on 2 cores
+    python scripts/benchmark.py                       # CPU profile: seeds 0 1 2, 3000 steps, ~40 min a seed, 2 cores
     python scripts/benchmark.py --profile gpu         # full resolution, full schedule
     python scripts/benchmark.py --masks cache --cache-dir <extract_semantics run>   # semdyn on SAM masks
 
