@@ -256,10 +256,10 @@ def _rebuild_objects(
         ids[rows] = OBJECT_ID0 + j
     gate = node.config.registration.gate * node.units_per_metre
     for i, j in enumerate(new):
-        if placed is None or not bool(torch.isfinite(placed.size[i]).all() & torch.isfinite(placed.bottom[i])):
+        if placed is None or not bool(torch.isfinite(placed.size[i]).all() & torch.isfinite(placed.heights[i]).all()):
             continue
         extent = _member_extent(node, j, members_of[j], world_means, ref_times, node.config.extent_quantile)
-        box[j] = _placed_box(placed.size[i], placed.whole[i], placed.bottom[i], extent, gate)
+        box[j] = _placed_box(placed.size[i], placed.whole[i], placed.heights[i], extent, gate)
     node.box = box
     _release_outside(node, ids, world_means, ref_times, gate)
     ref_times = _claim_inside(scene, node, ids, world_means, ref_times, frame_times, node.config.extent_quantile)
@@ -296,14 +296,17 @@ def _member_extent(
     return torch.quantile(axes, q, dim=0)
 
 
-def _placed_box(size: Tensor, whole: Tensor, bottom: Tensor, extent: Tensor, gate: float) -> Tensor:
+def _placed_box(size: Tensor, whole: Tensor, heights: Tensor, extent: Tensor, gate: float) -> Tensor:
     """[2, 3] a placed object's box in its axes (scene units): length and width from its returns, ``size`` [2],
     about its centre; along an axis not seen ``whole`` [2] (``size`` only bounds it: a car only ever seen from
     behind) it also holds the members' ``extent`` [2, 3] as far as ``gate`` beyond (the members it keeps). Its
-    bottom is ``bottom`` (just above the road), its top the members' highest."""
+    bottom and top are ``heights`` [2] (just above the road, and its highest returns; the members' highest if
+    higher)."""
     half = 0.5 * size.to(extent)
-    box = torch.stack([torch.cat([-half, bottom.to(extent)[None]]), torch.cat([half, extent[1, 2:]])])
+    low, high = heights.to(extent)
+    box = torch.stack([torch.cat([-half, low[None]]), torch.cat([half, high[None]])])
     if bool(torch.isfinite(extent).all()):
+        box[1, 2] = torch.maximum(box[1, 2], extent[1, 2])
         grow = ~whole.to(extent.device)
         reach = extent[:, :2].clamp(-half - gate, half + gate)
         box[0, :2] = torch.where(grow, torch.minimum(box[0, :2], reach[0]), box[0, :2])

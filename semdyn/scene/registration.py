@@ -114,9 +114,10 @@ class Placement:
     whole: Tensor
     """[O, 2] bool: whether the object's length (width) was seen whole, in frames where the sensor was beside it;
     elsewhere ``size`` only bounds it from below (a car only ever seen from behind)."""
-    bottom: Tensor
-    """[O] the bottom of each object's box, ``ground_clearance`` above the road under it, relative to its
-    trajectory's height (scene units; NaN where the road was not measured)."""
+    heights: Tensor
+    """[O, 2] the bottom of each object's box, ``ground_clearance`` above the road under it, and its top, the
+    highest of its returns, relative to its trajectory's height (scene units; NaN where the road was not
+    measured)."""
 
 
 def _basis(up: Tensor) -> Tensor:
@@ -356,13 +357,14 @@ def _measure(
     config: RegistrationConfig,
     units_per_metre: float,
     follows: bool,
-) -> tuple[Tensor, Tensor, int, Tensor, Tensor] | None:
+) -> tuple[Tensor, Tensor, int, Tensor, Tensor, Tensor] | None:
     """The box of an object of known ``shape`` in one frame's points ``cloud`` [P, 3] (horizontal coordinates; the
     road is found on all of them, the object on the ``free`` [P] ones, those no other object's label claims) near a
     ``guess`` of its centre [3] and ``heading`` (radians): ``(centre [3], heading, points used, height of the
     ground under it, extent [2] of the points along each box axis the sensor is beside, NaN along the others:
-    along those the points reach both ends)``; None when fewer than ``min_points`` points lie near it or, when it
-    ``follows`` the object from a neighbouring frame, the box lands farther than ``gate`` from the guess.
+    along those the points reach both ends, height of its top above the ground)``; None when fewer than
+    ``min_points`` points lie near it or, when it ``follows`` the object from a neighbouring frame, the box lands
+    farther than ``gate`` from the guess.
 
     The points near the guessed box (:func:`_gate`) place the centre from its faces (:func:`_centre_from_faces`, the
     guess deciding along an axis the sensor is beside). Following, they also turn the heading to the rectangle they
@@ -387,7 +389,8 @@ def _measure(
     if follows and float((centre[:2] - guess[:2]).norm()) > gate:
         return None
     beside = (view > low) & (view < high)
-    return centre, turn, int(near.shape[0]), ground, torch.where(beside, high - low, math.nan)[0]
+    roof = torch.quantile(near[:, 2], 1 - config.end_quantile) - ground
+    return centre, turn, int(near.shape[0]), ground, torch.where(beside, high - low, math.nan)[0], roof
 
 
 def _follow(
@@ -422,19 +425,21 @@ def _follow(
         units_per_metre: scene units per metre.
 
     Returns:
-        ``(centre [T, 3], heading [T], count [T], ground [T], extent [T, 2])``: ``count`` the points that placed
-        each frame (0 where none did; there ``centre`` and ``heading`` are unchanged), ``ground`` the height of the
-        road under the box and ``extent`` that of the points along the box's axes where both ends are in view
-        (see :func:`_measure`; NaN where they are not or nothing was measured).
+        ``(centre [T, 3], heading [T], count [T], ground [T], extent [T, 2], roof [T])``: ``count`` the points
+        that placed each frame (0 where none did; there ``centre`` and ``heading`` are unchanged), ``ground``
+        the height of the road under the box, ``extent`` that of the points along the box's axes where both ends
+        are in view (see :func:`_measure`) and ``roof`` the height of their top above the road (NaN where they are
+        not or nothing was measured).
     """
     centre, heading, state = centre.clone(), heading.clone(), known.clone()
     count = torch.zeros(times.numel(), dtype=torch.int64, device=times.device)
     ground = torch.full_like(times, math.nan)
+    roof = torch.full_like(times, math.nan)
     extent = torch.full((times.numel(), 2), math.nan, dtype=times.dtype, device=times.device)
     for f in known.nonzero().squeeze(1).tolist():
         found = _measure(*clouds[f], centre[f], heading[f], shape, sensor[f], config, units_per_metre, False)
         if found is not None:
-            centre[f], heading[f], count[f], ground[f], extent[f] = found
+            centre[f], heading[f], count[f], ground[f], extent[f], roof[f] = found
     n = times.numel()
     for step in (1, -1):
         for f in range(n) if step == 1 else range(n - 1, -1, -1):
@@ -448,9 +453,9 @@ def _follow(
             found = _measure(*clouds[f], guess, heading[prev], shape, sensor[f], config, units_per_metre, True)
             if found is None:
                 continue
-            centre[f], heading[f], count[f], ground[f], extent[f] = found
+            centre[f], heading[f], count[f], ground[f], extent[f], roof[f] = found
             state[f] = True
-    return centre, heading, count, ground, extent
+    return centre, heading, count, ground, extent, roof
 
 
 @torch.no_grad()
@@ -510,7 +515,7 @@ def register_to_sweeps(
     size = torch.full((o, 2), math.nan, dtype=dt, device=dev)
     used = torch.zeros(o, times.numel(), dtype=torch.int64, device=dev)
     whole = torch.zeros(o, 2, dtype=torch.bool, device=dev)
-    bottom = torch.full((o,), math.nan, dtype=dt, device=dev)
+    heights = torch.full((o, 2), math.nan, dtype=dt, device=dev)
     quantiles = torch.tensor([extent_quantile, 1 - extent_quantile], dtype=dt, device=dev)
     for j in range(o):
         seen = ((times >= intervals[j, 0] - 1e-6) & (times <= intervals[j, 1] + 1e-6)).nonzero().squeeze(1)
@@ -534,9 +539,9 @@ def register_to_sweeps(
             fit = _slide(first, clouds, seen, times, sensor, basis, extent, min_speed, units_per_metre, config)
         if fit is None:
             continue
-        trans[j], rots[j], frame[j], size[j], used[j], whole[j], bottom[j] = fit
+        trans[j], rots[j], frame[j], size[j], used[j], whole[j], heights[j] = fit
     return Placement(
-        trans.to(translation.dtype), rots.to(rotation.dtype), frame.to(frames.dtype), size, used, whole, bottom
+        trans.to(translation.dtype), rots.to(rotation.dtype), frame.to(frames.dtype), size, used, whole, heights
     )
 
 
@@ -544,7 +549,7 @@ _First = tuple[Tensor, Tensor, Tensor]
 """An object's first trajectory: translation and rotation control points [1, K, 3] and its axes [3, 3]."""
 _Fit = tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]
 """A placed object: translation and rotation control points [K, 3], axes [3, 3], size [2], points used [T],
-whether each of the size's axes was seen whole [2], and its box's bottom (see :class:`Placement`)."""
+whether each of the size's axes was seen whole [2], and its box's bottom and top [2] (see :class:`Placement`)."""
 
 
 def _first_at(first: _First, ts: Tensor, basis: Tensor) -> tuple[Tensor, Tensor]:
@@ -634,8 +639,8 @@ def _place_labelled(
     whole = torch.zeros(2, dtype=torch.bool, device=times.device)
     for _ in range(2):  # the size again where all of the object's returns show both ends of an axis
         shape = _Shape(size, float(spread[:, 0].min()), float(spread[:, 1].max()))
-        full_c, full_h, count, ground, extent = _follow(others, times, start_c, start_h, known, shape, sensor, config,
-                                                        units_per_metre)  # fmt: skip
+        found = _follow(others, times, start_c, start_h, known, shape, sensor, config, units_per_metre)
+        full_c, full_h, count, ground, extent, roof = found
         for axis in range(2):
             span = extent[:, axis][torch.isfinite(extent[:, axis])]
             if span.numel() >= 2:
@@ -647,15 +652,16 @@ def _place_labelled(
     seen_measured = torch.zeros_like(measured)
     seen_measured[seen] = measured[seen]
     full_c[:, 2] = first_z
-    bottom = torch.full((), math.nan, dtype=times.dtype, device=times.device)
+    heights = torch.full((2,), math.nan, dtype=times.dtype, device=times.device)
     if bool(seen_measured.any()):
         lift = (first_z - ground)[seen_measured].median()
         full_c[:, 2] = fill_nearest_valid(ground, measured) + lift
-        bottom = config.ground_clearance * units_per_metre - lift
+        top = torch.quantile(roof[measured], config.size_quantile[0])  # the roof shows whole only from nearby
+        heights = torch.stack([config.ground_clearance * units_per_metre - lift, top - lift])
     labelled_count = torch.tensor([c.shape[0] for c in labelled], device=count.device)
     count[seen[ok]] = torch.maximum(count[seen[ok]], labelled_count)
     new_trans, new_rots, new_frame = _fit_boxes(first, times, full_c, full_h, count, basis, config, True)
-    return new_trans, new_rots, new_frame, size, count, whole, bottom
+    return new_trans, new_rots, new_frame, size, count, whole, heights
 
 
 def _slide(
@@ -702,7 +708,7 @@ def _slide(
     if int((count > 0).sum()) < 2:
         return None
     nothing = torch.zeros(2, dtype=torch.bool, device=count.device)
-    return current[0], rots[0], frame, size, count, nothing, torch.full((), math.nan, dtype=size.dtype)
+    return current[0], rots[0], frame, size, count, nothing, torch.full((2,), math.nan, dtype=size.dtype)
 
 
 __all__ = ["Placement", "RegistrationConfig", "Sweeps", "register_to_sweeps"]

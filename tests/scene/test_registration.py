@@ -179,7 +179,7 @@ def test_label_points_reads_the_pixel_and_skips_hidden_points() -> None:
 def test_a_car_is_followed_on_its_returns_where_its_labels_stop() -> None:
     """An oncoming car labelled only while the cameras see it (the first half of the frames): past that, its box is
     followed frame by frame on the unlabelled returns, so the whole track is placed, not bridged by the spline,
-    and its length comes from the frames where the ego is beside it."""
+    its length comes from the frames where the ego is beside it, its box from the road to its highest returns."""
     t, centre, heading, sweeps = _scene(turn=0.0, start=math.pi)
     assert sweeps.groups is not None
     seen_by_cameras = sweeps.times <= 0.5
@@ -193,4 +193,5 @@ def test_a_car_is_followed_on_its_returns_where_its_labels_stop() -> None:
     err = (c[:, :2] - centre[:, :2]).norm(dim=-1)
     assert float(err.mean()) < 0.3 and float(err[~half].max()) < 0.6, err
     assert bool(placed.whole[0, 0]) and abs(float(placed.size[0, 0]) - LENGTH) < 0.5, placed.size
-    assert abs(float(placed.bottom[0]) - (0.2 - HEIGHT / 2)) < 0.15  # the road under it, the clearance above
+    assert abs(float(placed.heights[0, 0]) - (0.2 - HEIGHT / 2)) < 0.15  # the road under it, the clearance above
+    assert abs(float(placed.heights[0, 1]) - HEIGHT / 2) < 0.15  # its top, from its highest returns
