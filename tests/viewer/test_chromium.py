@@ -62,6 +62,22 @@ def _viewport(path: Path, panel_width: int = 320) -> np.ndarray:
     return image[60:, : image.shape[1] - panel_width]  # the render, without the top bar and the control panel
 
 
+def _settled(browser: Browser, path: Path, previous: np.ndarray | None, timeout: float = 120.0) -> np.ndarray:
+    """The viewport once the CPU viewer has finished (a preview, then the full resolution: slower on a busy
+    machine): after 10 s, until two shots 2 s apart agree and, given ``previous``, it no longer looks like that;
+    the last shot after ``timeout`` seconds (the asserts then say what is wrong)."""
+    time.sleep(10)
+    deadline, last = time.time() + timeout, None
+    while True:
+        shot = _viewport(browser.screenshot(path))
+        steady = last is not None and float(np.abs(shot - last).mean()) < 0.5
+        moved = previous is None or float(np.abs(shot - previous).mean()) > 5.0
+        if (steady and moved) or time.time() > deadline:
+            return shot
+        last = shot
+        time.sleep(2)
+
+
 def test_viewer_in_headless_chromium(ns_config: Path, tmp_path: Path) -> None:
     port = free_port()
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -88,22 +104,24 @@ def test_viewer_in_headless_chromium(ns_config: Path, tmp_path: Path) -> None:
         click_button(browser, "Hide Train Cams")
         set_field(browser, "Frame", "0")
         click_button(browser, "View from frame")
-        shots = {}
-        for name, action in (
-            ("t0", lambda: set_field(browser, "Time", "0")),
-            ("t1", lambda: set_field(browser, "Time", "1")),
-            ("groups", lambda: select_option(browser, "Output type", "groups")),
+        shots: dict[str, np.ndarray] = {}
+        previous = None
+        for name, action, changes in (
+            ("t0", lambda: set_field(browser, "Time", "0"), False),
+            ("t1", lambda: set_field(browser, "Time", "1"), False),
+            ("groups", lambda: select_option(browser, "Output type", "groups"), True),
             (
                 "relevancy",
                 lambda: (
                     select_option(browser, "Output type", "relevancy"),
                     set_field(browser, "Text query", "a photo of a car"),
                 ),
+                True,
             ),
         ):
             action()
-            time.sleep(10)  # the CPU viewer renders a preview, then the full resolution
-            shots[name] = _viewport(browser.screenshot(tmp_path / f"{name}.png"))
+            shots[name] = _settled(browser, tmp_path / f"{name}.png", previous if changes else None)
+            previous = shots[name]
     finally:
         if browser is not None:
             browser.close()
