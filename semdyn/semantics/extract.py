@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -122,8 +123,8 @@ def frame_key(run: str, image_path: Path) -> str:
 
 
 def _tmp_prefix() -> str:
-    """Temporary-file prefix unique to this process across the hosts of a shared file system."""
-    return f".tmp{socket.gethostname()}.{os.getpid()}-"
+    """Temporary-file prefix unique to this thread across the processes and hosts of a shared file system."""
+    return f".tmp{socket.gethostname()}.{os.getpid()}.{threading.get_ident()}-"
 
 
 def _atomic_write(path: Path, write: Any) -> None:
