@@ -288,7 +288,8 @@ def fit_rigid(
         q = dst - _gather(dst_c, ids, zero)  # [T, N, 3]
         per = (a * q)[..., :, None] * (w * p)[None, :, None, :]  # [T, N, 3, 3] = a w q p^T
         if b > 0:
-            per = per + (b / 8.0) * w[..., None] * quat_to_rotmat(dr.detach().to(src.dtype))  # type: ignore[union-attr]
+            assert dr is not None  # checked above: b > 0 needs dr
+            per = per + (b / 8.0) * w[..., None] * quat_to_rotmat(dr.detach().to(src.dtype))
         mat = segment_sum(per.flatten(-2), ids, num_groups).unflatten(-1, (3, 3)).double()  # [T, G, 3, 3]
         mat = torch.nan_to_num(mat, nan=0.0, posinf=0.0, neginf=0.0)
         u, _, vh = torch.linalg.svd(mat)
@@ -438,7 +439,11 @@ def stack_deformations(deformations: Sequence[Deformation], n: int) -> tuple[Ten
             raise InputError(f"deformations[{k}] must be a Deformation, got {type(d).__name__}")
         for name, value, width in (("dx", d.dx, 3), ("dr", d.dr, 4), ("ds", d.ds, 3)):
             _check_float(value, f"deformations[{k}].{name}", (n, width), f"[N, {width}]")
-    return tuple(torch.stack([getattr(d, k) for d in deformations]) for k in ("dx", "dr", "ds"))  # type: ignore[return-value]
+    return (
+        torch.stack([d.dx for d in deformations]),
+        torch.stack([d.dr for d in deformations]),
+        torch.stack([d.ds for d in deformations]),
+    )
 
 
 def group_regularizer_terms(
@@ -495,15 +500,17 @@ def group_regularizer_terms(
         dx, dr, ds = (x.index_select(1, index) for x in (dx, dr, ds))
         w = {k: v.index_select(0, index) for k, v in w.items()}
     out: dict[str, Tensor] = {}
-    fit = None
+    fit: RigidFit | None = None
     if "reg_rigid_position" in terms or "reg_rigid_rotation" in terms:
         fit_w = w["motion"] if fit_scale is None else w["motion"] * fit_scale
         fit = fit_rigid(means, means + dx, ids, fit_w, g, dr=dr, fit_weights=fit_weights)
     for name in terms:
         if name == "reg_rigid_position":
-            out[name] = rigid_position_loss(means, dx, fit, ids, w["motion"])  # type: ignore[arg-type]
+            assert fit is not None  # fitted above whenever a rigid term is asked for
+            out[name] = rigid_position_loss(means, dx, fit, ids, w["motion"])
         elif name == "reg_rigid_rotation":
-            out[name] = rigid_rotation_loss(dr, fit, ids, w["motion"])  # type: ignore[arg-type]
+            assert fit is not None
+            out[name] = rigid_rotation_loss(dr, fit, ids, w["motion"])
         elif name == "reg_scale":
             out[name] = scale_loss(ds, ids, w["scale_zero"], w["scale_agree"], g)
         else:
@@ -539,19 +546,22 @@ def group_regularizer_losses(
     active = tuple(name for name in config.active_terms(step) if name in terms)
     if not active:
         return {}
-    fit_weights = tuple(config.weight(k) if k in active else 0.0 for k in ("reg_rigid_position", "reg_rigid_rotation"))
+    fit_weights = (
+        config.weight("reg_rigid_position") if "reg_rigid_position" in active else 0.0,
+        config.weight("reg_rigid_rotation") if "reg_rigid_rotation" in active else 0.0,
+    )
     below = config.static_skip_min_conf if config.skip_static_deformation else None
-    terms = group_regularizer_terms(
+    values = group_regularizer_terms(
         means,
         deformations,
         labels,
         active,
         config.nonrigid_factor,
         fit_weights,
-        below,  # type: ignore[arg-type]
+        below,
         fit_scale,
     )
-    return {name: config.weight(name) * value for name, value in terms.items()}
+    return {name: config.weight(name) * value for name, value in values.items()}
 
 
 def relative_deformation(first: Deformation, second: Deformation) -> Deformation:
