@@ -38,9 +38,9 @@ one call, and restores them afterwards (not thread-safe; CUDA parameters never p
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Generator, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import gsplat.strategy.ops as _gsplat_ops
 import torch
@@ -58,8 +58,20 @@ NODE_IDS = "node_ids"
 node stays in that node, because gsplat carries the key like the labels."""
 CLASS_IDS = "class_ids"
 """State key of each Gaussian's class, int64 [N] index into the sequence's ``semantic_classes`` (-1 none)."""
+
 LABEL_KEYS = (GROUP_IDS, GROUP_CONF, NODE_IDS, CLASS_IDS)
 """Every per-Gaussian key semdyn keeps in a strategy state (each follows its Gaussian through densification)."""
+
+GaussianParams = dict[str, torch.nn.Parameter] | torch.nn.ParameterDict
+"""The Gaussian parameters as gsplat's strategies take them (replaced in place): a dict, or the scene's ParameterDict
+(which the type stubs do not make a MutableMapping)."""
+
+
+def _gsplat_optimizers(optimizers: Mapping[str, torch.optim.Optimizer]) -> dict[str, torch.optim.Optimizer]:
+    """``optimizers`` as gsplat's annotation names it: it only reads the entries (and changes the optimisers in them),
+    so any mapping does, e.g. ``dict[str, Adam]`` from :func:`semdyn.scene.gaussians.make_optimizers`."""
+    return cast(dict[str, torch.optim.Optimizer], optimizers)
+
 
 _TRACER = "_semdyn_source_index"
 
@@ -186,7 +198,7 @@ def get_labels(state: Mapping[str, Any]) -> tuple[Tensor, Tensor] | None:
     return state[GROUP_IDS], state[GROUP_CONF]
 
 
-def _check_labels(params: Mapping[str, Tensor], state: Mapping[str, Any], where: str) -> None:
+def _check_labels(params: GaussianParams, state: Mapping[str, Any], where: str) -> None:
     n = params["means"].shape[0]
     for key in LABEL_KEYS:
         v = state.get(key)
@@ -196,7 +208,7 @@ def _check_labels(params: Mapping[str, Tensor], state: Mapping[str, Any], where:
 
 def densify_pre_backward(
     strategy: DefaultStrategy | MCMCStrategy,
-    params: MutableMapping[str, torch.nn.Parameter],
+    params: GaussianParams,
     optimizers: Mapping[str, torch.optim.Optimizer],
     state: dict[str, Any],
     step: int,
@@ -206,12 +218,12 @@ def densify_pre_backward(
 
     ``info`` is :attr:`semdyn.render.RenderOutput.meta` (gsplat's meta layout, non-packed).
     """
-    strategy.step_pre_backward(params, optimizers, state, step, info)
+    strategy.step_pre_backward(params, _gsplat_optimizers(optimizers), state, step, info)
 
 
 def densify_step(
     strategy: DefaultStrategy | MCMCStrategy,
-    params: MutableMapping[str, torch.nn.Parameter],
+    params: GaussianParams,
     optimizers: Mapping[str, torch.optim.Optimizer],
     state: dict[str, Any],
     step: int,
@@ -238,7 +250,7 @@ def densify_step(
     if isinstance(strategy, MCMCStrategy):
         if lr is None:
             raise InputError("densify_step: lr (the current means learning rate) is required by the MCMC strategy")
-        strategy.step_post_backward(params, optimizers, state, step, info, lr=lr)
+        strategy.step_post_backward(params, _gsplat_optimizers(optimizers), state, step, info, lr=lr)
         return
     if isinstance(strategy, DefaultStrategy) and strategy.absgrad:
         if getattr(info.get(strategy.key_for_gradient), "absgrad", None) is None:
@@ -247,9 +259,9 @@ def densify_step(
             )
     if statistics is not None and isinstance(strategy, DefaultStrategy) and step < strategy.refine_stop_iter:
         with _statistics_given(strategy, state, statistics):
-            strategy.step_post_backward(params, optimizers, state, step, info)
+            strategy.step_post_backward(params, _gsplat_optimizers(optimizers), state, step, info)
         return
-    strategy.step_post_backward(params, optimizers, state, step, info)
+    strategy.step_post_backward(params, _gsplat_optimizers(optimizers), state, step, info)
 
 
 STAT_KEYS = ("grad2d", "count", "radii")
@@ -258,7 +270,7 @@ STAT_KEYS = ("grad2d", "count", "radii")
 
 def densify_statistics(
     strategy: DefaultStrategy | MCMCStrategy,
-    params: Mapping[str, torch.nn.Parameter],
+    params: GaussianParams,
     info: dict[str, Any],
     step: int,
     n_cameras: int,
@@ -287,12 +299,18 @@ def densify_statistics(
     into["grad2d"] += tmp["grad2d"]
     into["count"] += tmp["count"]
     if "radii" in into:
+        if tmp["radii"] is None:
+            raise InputError(
+                "densify_statistics: into has 'radii' but this strategy keeps none (refine_scale2d_stop_iter is 0)"
+            )
         torch.maximum(into["radii"], tmp["radii"], out=into["radii"])
     return into
 
 
 @contextlib.contextmanager
-def _statistics_given(strategy: DefaultStrategy, state: dict[str, Any], stats: Mapping[str, Tensor]) -> Iterator[None]:
+def _statistics_given(
+    strategy: DefaultStrategy, state: dict[str, Any], stats: Mapping[str, Tensor]
+) -> Generator[None, None, None]:
     """Within the block the strategy's running statistics are ``state``'s plus ``stats`` and its own update (from
     ``info``) is skipped: the decisions of ``step_post_backward`` from statistics gathered elsewhere."""
     for key, value in stats.items():
@@ -317,9 +335,9 @@ class LabelledMCMCStrategy(MCMCStrategy):
     - on CPU parameters, the two CUDA kernels it calls are replaced by PyTorch references.
     """
 
-    def step_post_backward(  # type: ignore[override]
+    def step_post_backward(
         self,
-        params: MutableMapping[str, torch.nn.Parameter],
+        params: GaussianParams,
         optimizers: MutableMapping[str, torch.optim.Optimizer],
         state: dict[str, Any],
         step: int,
@@ -332,7 +350,7 @@ class LabelledMCMCStrategy(MCMCStrategy):
             if not on_cuda:
                 stack.enter_context(_cpu_reference_ops())
             source = stack.enter_context(_source_tracer(params, optimizers)) if keys else None
-            super().step_post_backward(params, optimizers, state, step, info, lr=lr)
+            super().step_post_backward(params, _gsplat_optimizers(optimizers), state, step, info, lr=lr)
         if source is not None:
             index = source[0]
             for k in keys:
@@ -341,8 +359,8 @@ class LabelledMCMCStrategy(MCMCStrategy):
 
 @contextlib.contextmanager
 def _source_tracer(
-    params: MutableMapping[str, torch.nn.Parameter], optimizers: MutableMapping[str, torch.optim.Optimizer]
-) -> Iterator[list[Tensor]]:
+    params: GaussianParams, optimizers: MutableMapping[str, torch.optim.Optimizer]
+) -> Generator[list[Tensor], None, None]:
     """Add a parameter holding each Gaussian's index while gsplat moves the parameters; on exit, remove it
     and put into the yielded list the int64 [N'] index of the old Gaussian each new slot was copied from."""
     n = params["means"].shape[0]
@@ -418,12 +436,13 @@ def _compute_relocation_any_device(
 
 
 @contextlib.contextmanager
-def _cpu_reference_ops() -> Iterator[None]:
+def _cpu_reference_ops() -> Generator[None, None, None]:
     """Within the block, gsplat's strategy ops use device-dispatching versions of its two CUDA-only calls."""
-    saved = (_gsplat_ops.compute_relocation, _gsplat_ops.quat_scale_to_covar_preci)
-    _gsplat_ops.compute_relocation = _compute_relocation_any_device
-    _gsplat_ops.quat_scale_to_covar_preci = _quat_scale_to_covar_preci_any_device
+    ops: Any = _gsplat_ops  # a patched module: a type checker takes its functions for fixed ``def``s
+    saved = (ops.compute_relocation, ops.quat_scale_to_covar_preci)
+    ops.compute_relocation = _compute_relocation_any_device
+    ops.quat_scale_to_covar_preci = _quat_scale_to_covar_preci_any_device
     try:
         yield
     finally:
-        _gsplat_ops.compute_relocation, _gsplat_ops.quat_scale_to_covar_preci = saved
+        ops.compute_relocation, ops.quat_scale_to_covar_preci = saved
