@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from nerfstudio.configs.base_config import MachineConfig, ViewerConfig
 from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanagerConfig
@@ -53,7 +53,9 @@ class SemdynDatamanagerConfig(FullImageDatamanagerConfig):
         return super().setup(**kwargs)
 
 
-def trainer_config(name: str, preset: TrainConfig, device: str = "cuda") -> SemdynTrainerConfig:
+def trainer_config(
+    name: str, preset: TrainConfig, device: Literal["cpu", "cuda", "mps"] = "cuda"
+) -> SemdynTrainerConfig:
     """nerfstudio's run of a core preset: its model, step count and downscale (the datamanager's resolution)."""
     groups = optimizers(preset.model, preset.max_steps, preset.semantics)
     return SemdynTrainerConfig(
@@ -64,7 +66,7 @@ def trainer_config(name: str, preset: TrainConfig, device: str = "cuda") -> Semd
         steps_per_eval_all_images=1000,
         max_num_iterations=preset.max_steps,
         mixed_precision=False,
-        machine=MachineConfig(device_type=device, seed=preset.seed),  # type: ignore[arg-type]
+        machine=MachineConfig(device_type=device, seed=preset.seed),
         pipeline=VanillaPipelineConfig(
             datamanager=SemdynDatamanagerConfig(
                 dataparser=SemdynDataParserConfig(),

@@ -73,6 +73,7 @@ def method_config(
         return base
     if method == "semdyn":
         run = semantic(base, profile.lift_start, profile.lift_every)
+        assert run.semantics is not None  # semantic() always sets it
         sem = dataclasses.replace(run.semantics, masks="gt" if masks == "gt" else "cache", cache_dir=cache_dir)
         return dataclasses.replace(run, semantics=sem, experiment_name=base.experiment_name)
     raise ValueError(f"unknown method {method!r}; the methods are {list(METHODS)}")
