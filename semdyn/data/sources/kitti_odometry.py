@@ -101,6 +101,7 @@ def load(options: KittiOptions) -> SourceScene:
         backend = resolve_backend(options.odometry.backend)
         log.info("%s: ego poses from LiDAR odometry (%s) on %d Velodyne scans", folder, backend, len(indices))
         velo = lidar_odometry([_scan_loader(velodyne / f"{i:06d}.bin") for i in indices], options.odometry)
+        assert velo_to_cam0 is not None  # checked above: LiDAR poses need the Tr calibration
         world_from_cam0 = velo @ np.linalg.inv(velo_to_cam0)
         world_from_cam0 = np.linalg.inv(world_from_cam0[0]) @ world_from_cam0
         pose_note = f"LiDAR odometry ({backend})"

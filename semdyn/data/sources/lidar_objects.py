@@ -176,7 +176,7 @@ class _StaticMap:
         np.bitwise_or.at(self.bits, (inverse, index // 64), np.left_shift(np.uint64(1), (index % 64).astype(np.uint64)))
         self.count = len(clouds)
 
-    def _keys(self, xyz: np.ndarray, offset: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
+    def _keys(self, xyz: np.ndarray, offset: tuple[int, ...] = (0, 0, 0)) -> np.ndarray:
         cells = np.floor(xyz / self.radius).astype(np.int64) + np.array(offset) + 2**20
         return (cells[:, 0] << 42) | (cells[:, 1] << 21) | cells[:, 2]
 

@@ -15,7 +15,7 @@ import importlib.util
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from rich.progress import track
@@ -123,7 +123,7 @@ def _open3d_icp(options: OdometryOptions, voxel: float) -> Callable[[np.ndarray]
     import open3d as o3d
 
     registration = o3d.pipelines.registration
-    state: dict[str, object] = {"previous": None, "pose": np.eye(4), "delta": np.eye(4)}
+    state: dict[str, Any] = {"previous": None, "pose": np.eye(4), "delta": np.eye(4)}
 
     def cloud(points: np.ndarray) -> o3d.geometry.PointCloud:
         pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(_in_range(points, options)))
