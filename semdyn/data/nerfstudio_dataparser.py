@@ -97,7 +97,8 @@ class SemdynDataParserConfig(DataParserConfig):
 class SemdynDataParser(DataParser):
     """nerfstudio DataParser for semdyn sequences; one parse is shared by all splits."""
 
-    config: SemdynDataParserConfig
+    # nerfstudio's pattern (as its own parsers): a subclass narrows the config it is built with; only __init__ sets it
+    config: SemdynDataParserConfig  # ty: ignore[incompatible-mutable-override]
 
     def __init__(self, config: SemdynDataParserConfig) -> None:
         super().__init__(config=config)

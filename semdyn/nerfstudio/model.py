@@ -126,7 +126,8 @@ class SemdynModelConfig(ModelConfig):
 class SemdynModel(Model):
     """nerfstudio Model delegating rendering, losses and densification to :class:`DynamicScene`."""
 
-    config: SemdynModelConfig
+    # nerfstudio's pattern (as splatfacto): a subclass narrows the config it is built with; only __init__ sets it
+    config: SemdynModelConfig  # ty: ignore[incompatible-mutable-override]
     scene: DynamicScene
 
     def populate_modules(self) -> None:
@@ -186,7 +187,8 @@ class SemdynModel(Model):
         return self.scene.num_gaussians
 
     # ------------------------------------------------------------------ rendering
-    def get_outputs(self, camera: Cameras) -> dict[str, Any]:  # type: ignore[override]
+    # nerfstudio's Model takes rays or cameras; its splatting models (as splatfacto) are only ever given Cameras
+    def get_outputs(self, camera: Cameras) -> dict[str, Any]:  # ty: ignore[incompatible-method-override]
         """Render one camera at ``camera.times`` (or the viewer's frozen time): rgb [H, W, 3], depth [H, W, 1],
         accumulation [H, W, 1]; outside training also groups, classes [H, W, 3], deformation, relevancy [H, W, 1]
         (with ``viewer_extras``), in training the feature field's latents feature_latent [H, W, d] (with one); and
@@ -328,7 +330,9 @@ class SemdynModel(Model):
         metrics = {"psnr": float(image_metrics.psnr(pred, gt)), "ssim": float(image_metrics.ssim(pred, gt))}
         lpips = image_metrics.get_lpips_metric(device=self.device)
         if lpips.available:
-            metrics["lpips"] = float(lpips(pred, gt))  # type: ignore[arg-type]
+            value = lpips(pred, gt)
+            assert value is not None  # None only when unavailable
+            metrics["lpips"] = float(value)
         depth = colormaps.apply_depth_colormap(outputs["depth"], accumulation=outputs["accumulation"])
         return metrics, {"img": torch.cat([gt, pred], dim=1), "depth": depth}
 

@@ -16,7 +16,7 @@ import contextlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 import tyro
 from nerfstudio.engine.trainer import Trainer, TrainerConfig
@@ -28,8 +28,23 @@ from semdyn.nerfstudio.optimizers import Optimizers, optimizers, setting_key, se
 from semdyn.outputs import check_output_folder, make_output_folder
 from semdyn.train.options import MAX_LR, MAX_SEED, at_least, check_numbers, flag
 
+if TYPE_CHECKING:
+    from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatamanagerConfig
+
+    from semdyn.nerfstudio.model import SemdynModelConfig
+
 MAX_MACHINE_SEED = 2**32 - 1
 """nerfstudio seeds numpy's global generator with ``--machine.seed``, which takes [0, 2**32 - 1]."""
+
+
+def _model(config: TrainerConfig) -> SemdynModelConfig:
+    """The pipeline's model config, which semdyn's methods build as a SemdynModelConfig (nerfstudio: ModelConfig)."""
+    return cast("SemdynModelConfig", config.pipeline.model)
+
+
+def _datamanager(config: TrainerConfig) -> FullImageDatamanagerConfig:
+    """The datamanager config, which semdyn's methods build as a FullImageDatamanagerConfig (nerfstudio: the base)."""
+    return cast("FullImageDatamanagerConfig", config.pipeline.datamanager)
 
 
 def validate_ns_config(config: TrainerConfig) -> None:
@@ -40,11 +55,11 @@ def validate_ns_config(config: TrainerConfig) -> None:
     seed = config.machine.seed
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_MACHINE_SEED:
         raise InputError(f"--machine.seed {seed!r}: give a seed in [0, {MAX_MACHINE_SEED}]")
-    model_seed = config.pipeline.model.seed
+    model_seed = _model(config).seed
     if isinstance(model_seed, bool) or not isinstance(model_seed, int) or not 0 <= model_seed <= MAX_SEED:
         raise InputError(f"--pipeline.model.seed {model_seed!r}: give a seed in [0, {MAX_SEED}]")
     check_numbers(config.pipeline, ("pipeline",))
-    scale = config.pipeline.datamanager.camera_res_scale_factor
+    scale = _datamanager(config).camera_res_scale_factor
     if not scale > 0:
         raise InputError(f"--pipeline.datamanager.camera-res-scale-factor {scale}: give a positive factor")
     for (group, kind, attr), value in settings(config.optimizers).items():
@@ -55,7 +70,7 @@ def validate_ns_config(config: TrainerConfig) -> None:
 def sequence_path(config: TrainerConfig) -> Path | None:
     """The sequence semdyn's dataparser will read (``--data`` or the dataparser's ``data``); None for the synthetic
     default or another dataparser."""
-    dataparser = config.pipeline.datamanager.dataparser
+    dataparser = _datamanager(config).dataparser
     if not isinstance(dataparser, SemdynDataParserConfig):
         return None
     data = config.data or getattr(config.pipeline.datamanager, "data", None)
@@ -109,15 +124,16 @@ class SemdynTrainerConfig(TrainerConfig):
 
     def __post_init__(self) -> None:
         validate_ns_config(self)
-        model = self.pipeline.model
+        model = _model(self)
         derived = settings(optimizers(model.scene, self.max_num_iterations, model.semantics))
         sync_optimizers(self.optimizers, derived, self.preset_optimizers)
 
     def check_sequence(self) -> None:
         """Read the transforms of the sequence to train on (not its images): one sentence on a bad one."""
         data = sequence_path(self)
-        if data is not None:
-            read_sequence(data, eval_interval=self.pipeline.datamanager.dataparser.eval_interval, check_files=False)
+        if data is not None:  # sequence_path found semdyn's dataparser
+            dataparser = cast(SemdynDataParserConfig, _datamanager(self).dataparser)
+            read_sequence(data, eval_interval=dataparser.eval_interval, check_files=False)
 
     def print_to_terminal(self) -> None:
         # nerfstudio prints the config, then writes it: refuse a bad sequence or output folder before both

@@ -76,7 +76,9 @@ def evaluate(
             psnrs.append(float(psnr(pred, gt)))
             ssims.append(float(ssim(pred, gt)))
             if lpips_metric.available:
-                lpipss.append(float(lpips_metric(pred, gt)))
+                value = lpips_metric(pred, gt)
+                assert value is not None  # None only when unavailable
+                lpipss.append(float(value))
             if out_dir is not None:
                 frame = data.sequence.frames[i]
                 depth = out["depth"][0, ..., 0].cpu().numpy()
@@ -140,7 +142,9 @@ def render_video(model: DynamicScene, data: SceneData, device: torch.device, pat
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     try:
         # Frames go to the encoder one at a time (a list of them would grow with the sequence).
-        with imageio.get_writer(tmp, fps=fps, macro_block_size=1) as writer:
+        # entered apart: imageio's stub types __enter__ as the reader/writer base class, which has no append_data
+        writer = imageio.get_writer(tmp, fps=fps, macro_block_size=1)
+        with writer:
             for t in track(times.tolist(), description="rendering video"):
                 writer.append_data(_video_frame(model, data, device, cams, columns, t))
         tmp.replace(path)
