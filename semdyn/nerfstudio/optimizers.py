@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from nerfstudio.engine.optimizers import AdamOptimizerConfig
 from nerfstudio.engine.schedulers import ExponentialDecayScheduler, ExponentialDecaySchedulerConfig
@@ -55,7 +55,8 @@ class FloatExponentialDecayScheduler(ExponentialDecayScheduler):
     """
 
     def get_scheduler(self, optimizer: Optimizer, lr_init: float) -> lr_scheduler.LRScheduler:
-        numpy_multiplier = super().get_scheduler(optimizer, lr_init).lr_lambdas[0]
+        scheduler = cast(lr_scheduler.LambdaLR, super().get_scheduler(optimizer, lr_init))  # annotated: the base
+        numpy_multiplier = scheduler.lr_lambdas[0]
         return lr_scheduler.LambdaLR(optimizer, lr_lambda=lambda step: float(numpy_multiplier(step)))
 
 

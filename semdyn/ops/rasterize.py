@@ -70,7 +70,7 @@ class _RasterizeCPU(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, means2d, conics, colors, opacities, backgrounds, width, height, tile_size, offsets, flat_ids):
-        ext = get_ext()
+        ext = _use_ext("ext")  # rasterize_to_pixels found it loaded
         bg = backgrounds if backgrounds is not None else torch.empty(0)
         render, alpha, last = ext.rasterize_fwd_cpu(
             means2d, conics, colors, opacities, bg, width, height, tile_size, offsets, flat_ids
@@ -81,10 +81,11 @@ class _RasterizeCPU(torch.autograd.Function):
         return render, alpha
 
     @staticmethod
-    def backward(ctx, v_render, v_alpha):
+    def backward(ctx, *grad_outputs):  # torch's signature; forward has two outputs
+        v_render, v_alpha = grad_outputs
         means2d, conics, colors, opacities, bg, offsets, flat_ids, alpha, last = ctx.saved_tensors
         width, height, tile_size = ctx.dims
-        v_means2d, v_conics, v_colors, v_opac, v_bg = get_ext().rasterize_bwd_cpu(
+        v_means2d, v_conics, v_colors, v_opac, v_bg = _use_ext("ext").rasterize_bwd_cpu(
             means2d,
             conics,
             colors,
