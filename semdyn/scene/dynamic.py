@@ -18,7 +18,7 @@ and the sky behind them. :func:`semdyn.scene.promotion.regroup` changes membersh
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -212,17 +212,20 @@ class DynamicScene(nn.Module):
         self._added_lrs: dict[str, float] = {}
 
     # ------------------------------------------------------------------ the graph
+    # nn.ModuleDict is typed as holding Modules; self.nodes holds each kind's node class
     @property
     def background(self) -> BackgroundNode:
-        return self.nodes[BackgroundNode.kind]  # type: ignore[return-value]
+        return cast(BackgroundNode, self.nodes[BackgroundNode.kind])
 
     @property
     def deformable(self) -> DeformableNode | None:
-        return self.nodes[DeformableNode.kind] if DeformableNode.kind in self.nodes else None  # type: ignore[return-value]
+        return cast(DeformableNode, self.nodes[DeformableNode.kind]) if DeformableNode.kind in self.nodes else None
 
     @property
     def objects(self) -> RigidObjectsNode | None:
-        return self.nodes[RigidObjectsNode.kind] if RigidObjectsNode.kind in self.nodes else None  # type: ignore[return-value]
+        if RigidObjectsNode.kind not in self.nodes:
+            return None
+        return cast(RigidObjectsNode, self.nodes[RigidObjectsNode.kind])
 
     @property
     def deform(self) -> DeformationField | None:
@@ -236,7 +239,7 @@ class DynamicScene(nn.Module):
 
     def gaussian_nodes(self) -> list[GaussianNode]:
         """The nodes that own Gaussians, in ``node_ids`` order."""
-        return list(self.nodes.values())  # type: ignore[arg-type]
+        return cast(list[GaussianNode], list(self.nodes.values()))
 
     def node_ids_now(self) -> Tensor:
         """[N] int64 node of each current Gaussian (the default node when none were set for this N)."""

@@ -93,7 +93,8 @@ def knn_mean_distance(points: Tensor, k: int = 3, chunk: int | None = None) -> T
         raise InputError(f"knn_mean_distance: points must hold more than k={k} points, got {n}")
     if points.device.type == "cpu" and n > 8192:
         try:
-            from scipy.spatial import cKDTree
+            # scipy re-exports it from a compiled module without a stub, where ty finds no such member
+            from scipy.spatial import cKDTree  # ty: ignore[missing-module-member]
         except ImportError:
             pass
         else:

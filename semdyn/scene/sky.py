@@ -74,6 +74,9 @@ def pixel_directions(viewmats: Tensor, Ks: Tensor, width: int, height: int) -> T
 class SkyModel(nn.Module):
     """An equirectangular RGB texture (sigmoid of learned logits) looked up by ray direction."""
 
+    basis: Tensor
+    """[3, 3] buffer (registered in __init__): rows the local axes azimuth 0, +90, up."""
+
     def __init__(self, config: SkyConfig = SkyConfig(), device: torch.device | str = "cpu") -> None:
         super().__init__()
         if config.height < 2 or config.width < 2:
