@@ -34,7 +34,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,7 +157,7 @@ def parse_shard(shard: str | None, env: Mapping[str, str] | None = None) -> tupl
 
 
 @contextmanager
-def frame_claim(lock_dir: Path, key: str) -> Iterator[bool]:
+def frame_claim(lock_dir: Path, key: str) -> Generator[bool, None, None]:
     """Hold the claim on frame ``key`` (see the module docstring); yields False, holding nothing, when another live
     process has it. The lock file is removed on leaving, before the lock is released."""
     path = lock_dir / f"{key}.lock"
@@ -319,6 +319,7 @@ class SemanticExtractor:
         if self.sam is not None:
             id_map, mask_ids = paint_id_map(masks, matches), matches
         else:
+            assert instance_map is not None  # checked above
             id_map, mask_ids = torch.from_numpy(instance_map.astype(np.int64)), gt_ids
         return FrameResult(
             id_map=id_map.numpy().astype(np.uint16),

@@ -12,12 +12,15 @@ import pickle
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 import numpy as np
 import torch
 
 from semdyn.errors import InputError, MissingCheckpointError, unreadable_checkpoint
+
+if TYPE_CHECKING:
+    from segment_anything.modeling import Sam
 
 log = logging.getLogger("semdyn")
 
@@ -66,7 +69,7 @@ class SamConfig:
         )
 
 
-def _build_tiny() -> torch.nn.Module:
+def _build_tiny() -> Sam:
     from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
 
     dim, size, patch = 32, 128, 16
@@ -79,7 +82,8 @@ def _build_tiny() -> torch.nn.Module:
             num_heads=2,
             mlp_ratio=2,
             out_chans=dim,
-            norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
+            # annotated type[Module], but only called (segment_anything's own build_sam passes this partial)
+            norm_layer=cast(type[torch.nn.Module], partial(torch.nn.LayerNorm, eps=1e-6)),
             qkv_bias=True,
             use_rel_pos=True,
             window_size=0,
@@ -100,7 +104,7 @@ def _build_tiny() -> torch.nn.Module:
     )
 
 
-def load_sam(config: SamConfig, device: torch.device, random_weights: bool = False) -> torch.nn.Module:
+def load_sam(config: SamConfig, device: torch.device, random_weights: bool = False) -> Sam:
     """The SAM model of ``config`` on ``device`` in eval mode.
 
     Raises:
