@@ -89,7 +89,7 @@ def _rect_iou(a: tuple[float, float, float, float], b: tuple[float, float, float
     return inter / union if union > 0 else 0.0
 
 
-def box_mask_ious(scene: Path, transforms: dict, min_pixels: int = 30) -> tuple[list[float], int, int]:
+def box_mask_ious(scene: Path, transforms: dict, min_pixels: int = 30) -> tuple[list[float], int, int, int]:
     """IoU of the projected box rectangle and the mask rectangle for every moving object in every image.
 
     A pair is *truncated* (skipped) when a box corner is less than 0.1 m in front of the camera or the projected

@@ -168,7 +168,7 @@ def pedestrian_parts(size: tuple[float, float, float], shirt: tuple[float, float
         _box((0.0, 0.0, -h / 2 + legs_h + torso_h / 2), (0.3, w, torso_h), Material.CLOTH, shirt, "pedestrian"),
     ]
     head = _transform((0.0, 0.0, h / 2 - head_r))
-    parts.append(Part(Shape.SPHERE, (head_r,) * 3, head, Material.SKIN, (0.85, 0.66, 0.52), "pedestrian"))
+    parts.append(Part(Shape.SPHERE, (head_r, head_r, head_r), head, Material.SKIN, (0.85, 0.66, 0.52), "pedestrian"))
     return parts
 
 
@@ -310,9 +310,13 @@ def _add_buildings(rng: np.random.Generator, x_min: float, x_max: float, add) ->
             depth = float(rng.uniform(8.0, 14.0))
             height = float(rng.uniform(7.0, 24.0))
             setback = float(rng.uniform(0.0, 1.5))
-            colour = FACADE_COLOURS[int(rng.integers(len(FACADE_COLOURS)))]
+            red, green, blue = FACADE_COLOURS[int(rng.integers(len(FACADE_COLOURS)))]
             jitter = float(rng.uniform(0.9, 1.1))
-            colour = tuple(float(np.clip(c * jitter, 0.0, 1.0)) for c in colour)
+            colour = (
+                float(np.clip(red * jitter, 0.0, 1.0)),
+                float(np.clip(green * jitter, 0.0, 1.0)),
+                float(np.clip(blue * jitter, 0.0, 1.0)),
+            )
             size = (frontage, depth, height)
             y = side * (SIDEWALK_OUTER + setback + depth / 2)
             part = _box((0.0, 0.0, 0.0), size, Material.FACADE, colour, "building")
@@ -358,7 +362,7 @@ def _add_street_furniture(rng: np.random.Generator, x_min: float, x_max: float, 
                 )
                 leaves = Part(
                     Shape.SPHERE,
-                    (crown,) * 3,
+                    (crown, crown, crown),
                     _transform((0.0, 0.0, height / 2 - crown)),
                     Material.FOLIAGE,
                     (0.18, 0.42, 0.14),

@@ -7,7 +7,7 @@ import math
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
@@ -97,7 +97,7 @@ def _write_ply(path: Path, chunks: list[dict[str, np.ndarray]]) -> int:
 
 
 def _objects_json(street: Street, times: np.ndarray) -> list[dict[str, object]]:
-    out = []
+    out: list[dict[str, object]] = []
     for obj in street.objects:
         poses = obj.poses(times)
         out.append(
@@ -114,7 +114,7 @@ def _objects_json(street: Street, times: np.ndarray) -> list[dict[str, object]]:
 
 
 @contextmanager
-def torch_threads(count: int) -> Iterator[None]:
+def torch_threads(count: int) -> Generator[None, None, None]:
     """Set torch's CPU thread count for the block (0 leaves it), then restore it."""
     before = torch.get_num_threads()
     if count > 0:
@@ -144,9 +144,11 @@ def _render(config: SynthConfig, root: Path, show_progress: bool) -> dict[str, o
         for cam in config.camera_names:
             (root / sub / cam).mkdir(parents=True, exist_ok=True)
     frames, lidar_chunks = [], []
-    progress = Progress(transient=True) if show_progress else nullcontext()
-    with progress:
-        task = progress.add_task("rendering synthetic street", total=config.num_frames) if show_progress else None
+    progress = Progress(transient=True) if show_progress else None
+    with progress if progress is not None else nullcontext():
+        task = (
+            progress.add_task("rendering synthetic street", total=config.num_frames) if progress is not None else None
+        )
         for i, t in enumerate(times):
             prims = table.at(i)
             for cam in street.cameras:
@@ -168,7 +170,7 @@ def _render(config: SynthConfig, root: Path, show_progress: bool) -> dict[str, o
                 )
             if config.lidar_points_per_frame > 0:
                 lidar_chunks.append(_lidar_frame(config, street, table, ego[i], i, float(t), road, device))
-            if task is not None:
+            if progress is not None and task is not None:
                 progress.advance(task)
     num_points = _write_ply(root / "points.ply", lidar_chunks)
     transforms = {
@@ -248,7 +250,7 @@ def render_atomically(config: SynthConfig, output: Path, replace: bool, show_pro
     build_atomically(output, lambda tmp: render_into(config, tmp, show_progress), replace)
 
 
-def build_atomically(output: Path, build: Callable[[Path], None], replace: bool) -> bool:
+def build_atomically(output: Path, build: Callable[[Path], object], replace: bool) -> bool:
     """Fill a fresh temp folder beside ``output`` with ``build(tmp)``, then :func:`publish` it (see there for the
     return value); the temp folder never outlives this, whether ``build`` finishes or raises."""
     output.parent.mkdir(parents=True, exist_ok=True)
