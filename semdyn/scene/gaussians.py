@@ -305,7 +305,7 @@ class LearningRates:
 
 
 def make_optimizers(
-    params: Mapping[str, torch.nn.Parameter],
+    params: Mapping[str, torch.nn.Parameter] | torch.nn.ParameterDict,
     lrs: LearningRates = LearningRates(),
     scene_scale: float = 1.0,
     extra_lrs: Mapping[str, float] | None = None,

@@ -17,6 +17,7 @@ trainer prefetches the next step's images), so host memory no longer grows with 
 
 from __future__ import annotations
 
+from collections.abc import Sequence as SequenceABC
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from torch import Tensor
 
 from semdyn.data import Sequence, compute_normalization, read_points, read_sequence
 from semdyn.data.images import decode_image
-from semdyn.data.sequence import SceneNormalization
+from semdyn.data.sequence import Frame, SceneNormalization
 from semdyn.errors import DataFormatError, InputError
 from semdyn.train.frame_cache import FrameCache
 
@@ -186,7 +187,9 @@ def _load_mask(path: Path, factor: int) -> np.ndarray:
     return arr[factor // 2 : h : factor, factor // 2 : w : factor]
 
 
-def _frames(frames: list, load: Any, shape_of: str, description: str, cache_bytes: int | None) -> Tensor | FrameCache:
+def _frames(
+    frames: SequenceABC[Frame], load: Any, shape_of: str, description: str, cache_bytes: int | None
+) -> Tensor | FrameCache:
     """The frames as one ``[F, ...]`` tensor (:func:`_stack_frames`), or a :class:`FrameCache` of ``cache_bytes``
     that reads them when used (each checked against the first frame's shape then)."""
     if cache_bytes is None:
@@ -204,7 +207,7 @@ def _frames(frames: list, load: Any, shape_of: str, description: str, cache_byte
     return FrameCache(read, len(frames), first, cache_bytes)
 
 
-def _stack_frames(frames: list, load: Any, shape_of: str, description: str) -> np.ndarray:
+def _stack_frames(frames: SequenceABC[Frame], load: Any, shape_of: str, description: str) -> np.ndarray:
     """One preallocated ``[F, ...]`` array filled frame by frame (``np.stack`` of a list would hold two copies);
     every frame must have the first one's shape (``shape_of`` names what is compared in the error)."""
     first = load(frames[0])
@@ -327,7 +330,9 @@ def load_scene(
         load = lambda f: _load_mask(f.mask_path, downscale)  # noqa: E731
         masks = _frames(seq.frames, load, "mask_path", "loading masks", mask_bytes)
         if tuple(masks.shape[1:]) != (h, w):
-            raise DataFormatError(seq.frames[0].mask_path, f"mask size {tuple(masks.shape[1:])} != image {(h, w)}")
+            first_mask = seq.frames[0].mask_path
+            assert first_mask is not None  # seq.has("mask")
+            raise DataFormatError(first_mask, f"mask size {tuple(masks.shape[1:])} != image {(h, w)}")
     if points is not None and len(points) > 0:
         lo, hi = torch.quantile(points[:: max(1, len(points) // 100_000)], torch.tensor([0.001, 0.999]), dim=0)
     else:

@@ -23,7 +23,7 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 
 from semdyn.errors import InputError
@@ -52,8 +52,8 @@ def checkpoint_step(path: Path) -> int | None:
 
 def run_checkpoints(run_dir: Path) -> list[Path]:
     """The ``checkpoints/step-*.pt`` of a run folder, oldest step first."""
-    found = [p for p in (run_dir / "checkpoints").glob("step-*.pt") if checkpoint_step(p) is not None]
-    return sorted(found, key=lambda p: checkpoint_step(p))  # type: ignore[arg-type, return-value]
+    found = [(step, p) for p in (run_dir / "checkpoints").glob("step-*.pt") if (step := checkpoint_step(p)) is not None]
+    return [p for _, p in sorted(found, key=lambda sp: sp[0])]
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -158,7 +158,7 @@ def remove_stale_temporaries(run_dir: Path) -> list[Path]:
 
 
 @contextlib.contextmanager
-def claim_run_dir(run_dir: Path, load_dir: Path | None = None, overwrite: bool = False) -> Iterator[Path]:
+def claim_run_dir(run_dir: Path, load_dir: Path | None = None, overwrite: bool = False) -> Generator[Path, None, None]:
     """Hold ``run_dir`` for one run (see the module docstring); nested claims in one process share the lock.
 
     Raises:

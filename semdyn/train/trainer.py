@@ -21,10 +21,10 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -203,7 +203,7 @@ class Trainer:
         return [(j, int(self.data.train_idx[image_order(self.config.seed, j, n)])) for j in range(first, first + b)]
 
     @contextlib.contextmanager
-    def _seeded(self, step: int, slot: int) -> Iterator[None]:
+    def _seeded(self, step: int, slot: int) -> Generator[None, None, None]:
         """With B > 1, torch's random draws inside the block are seeded by (seed, step, slot): the same on whichever
         rank the camera is rendered (slot -1: the densification). With B = 1 the global stream runs on, as always."""
         if self.global_batch == 1:
@@ -247,7 +247,7 @@ class Trainer:
                     raise TrainingDivergedError(
                         f"training diverged at step {step}: loss term '{name}' is {value.item()}; {self._last_good()}"
                     )
-            loss = sum(terms.values())
+            loss = cast(torch.Tensor, sum(terms.values()))  # never the empty sum: loss_dict always has the rgb term
             params, state = self.model.params, self.strategy_state
             densify_pre_backward(self.strategy, params, self.optimizers, state, step, out["meta"])
             (loss / batch if batch > 1 else loss).backward()
@@ -273,7 +273,7 @@ class Trainer:
                 self.strategy_state,
                 step,
                 out["meta"],
-                lr=self.scheduler.get_last_lr()[0],
+                lr=cast(float, self.scheduler.get_last_lr()[0]),  # float rates (make_optimizers), never tensors
                 statistics=stats,
             )
         self.step += 1
@@ -337,7 +337,9 @@ class Trainer:
         self.train_seconds = time.perf_counter() - t0
         if main:
             log.info("trained %d steps in %.1f s (to step %d)", self.step - start, self.train_seconds, self.step)
-        return self.last_checkpoint  # type: ignore[return-value]
+        if self.last_checkpoint is None:  # never: max_steps >= 1 saves at the last step, a finished run was loaded
+            raise SemdynError(f"training of {cfg.run_dir} ended without a checkpoint")
+        return self.last_checkpoint
 
     def sync_groups(self) -> None:
         """Hand the scene the current Gaussians' labels and nodes from the strategy state."""
