@@ -60,18 +60,23 @@ def bspline_eval(ctrl: Tensor, objects: Tensor, t: Tensor) -> Tensor:
     return (ctrl[objects[:, None], cols] * w[..., None].to(ctrl.dtype)).sum(1)
 
 
-def fit_bspline(t: Tensor, values: Tensor, weights: Tensor, k: int, ridge: float = 1e-3) -> Tensor:
+def fit_bspline(t: Tensor, values: Tensor, weights: Tensor, k: int, ridge: float = 1e-3, order: int = 2) -> Tensor:
     """Control points ``[O, K, D]`` whose splines best fit ``values`` [O, M, D] at times ``t`` [M] with ``weights``
-    [O, M] (least squares plus ``ridge`` times the squared second differences of the control points, which bridges
-    times without data). One batched K x K solve."""
+    [O, M] (least squares plus ``ridge`` times the squared ``order``-th differences of the control points, which
+    bridges times without data: second differences hold the track straight, third ones let it keep turning, so a
+    steady turn's ends are not straightened). One batched K x K solve."""
+    if order not in (2, 3) or k <= order:
+        raise InputError(f"fit_bspline: order must be 2 or 3 and below k = {k}, got {order}")
     basis = bspline_matrix(t.to(values.dtype), k)  # [M, K]
     gram = torch.einsum("om,mi,mj->oij", weights, basis, basis)
     rhs = torch.einsum("om,mi,omd->oid", weights, basis, values)
-    second = torch.zeros(k - 2, k, dtype=values.dtype, device=values.device)
-    idx = torch.arange(k - 2, device=values.device)
-    second[idx, idx], second[idx, idx + 1], second[idx, idx + 2] = 1.0, -2.0, 1.0
+    stencil = (1.0, -2.0, 1.0) if order == 2 else (-1.0, 3.0, -3.0, 1.0)
+    diff = torch.zeros(k - order, k, dtype=values.dtype, device=values.device)
+    idx = torch.arange(k - order, device=values.device)
+    for offset, c in enumerate(stencil):
+        diff[idx, idx + offset] = c
     scale = weights.sum(1).clamp_min(1e-12)[:, None, None] / k
-    system = gram + ridge * scale * (second.T @ second) + 1e-9 * torch.eye(k, dtype=values.dtype, device=values.device)
+    system = gram + ridge * scale * (diff.T @ diff) + 1e-9 * torch.eye(k, dtype=values.dtype, device=values.device)
     return torch.linalg.solve(system, rhs)
 
 

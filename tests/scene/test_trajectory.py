@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from semdyn.deform.quaternion import quat_to_rotmat
+from semdyn.errors import InputError
 from semdyn.scene.nodes.rigid import rotvec_to_quat
 from semdyn.scene.trajectory import bspline_eval, bspline_matrix, fit_bspline, so3_angle, so3_exp
 
@@ -20,6 +22,29 @@ def test_basis_is_a_partition_of_unity_and_reproduces_lines() -> None:
     # evenly spaced collinear control points give a straight line traversed at constant speed
     second = line[2:] - 2 * line[1:-1] + line[:-2]
     assert float(second.abs().max()) < 1e-9
+
+
+def test_third_difference_smoothing_keeps_a_steady_turn_turning() -> None:
+    """A quarter circle, fitted with a strong ridge: on second differences the ends are straightened (the direction
+    of travel there is off by degrees), on third differences a steady turn costs little and the direction holds."""
+    t = torch.linspace(0, 1, 30, dtype=torch.float64)
+    angle = 0.5 * math.pi * t
+    arc = torch.stack([torch.sin(angle), 1 - torch.cos(angle)], dim=-1)[None] * 20.0
+    w, ids = torch.ones(1, 30, dtype=torch.float64), torch.zeros(30, dtype=torch.long)
+
+    def worst_heading(order: int) -> float:
+        fit = bspline_eval(fit_bspline(t, arc, w, 10, ridge=0.3, order=order), ids, t)
+        chord = fit[1:] - fit[:-1]  # a circle's chord points the way of the arc's middle
+        mid = 0.5 * (angle[1:] + angle[:-1])
+        return float(torch.rad2deg((torch.atan2(chord[:, 1], chord[:, 0]) - mid).abs()).max())
+
+    assert worst_heading(2) > 4.0
+    assert worst_heading(3) < 1.0
+
+
+def test_fit_rejects_an_unknown_smoothing_order() -> None:
+    with pytest.raises(InputError, match="order"):
+        fit_bspline(torch.linspace(0, 1, 5), torch.zeros(1, 5, 2), torch.ones(1, 5), 6, order=4)
 
 
 def test_fit_recovers_a_smooth_curve() -> None:
