@@ -63,6 +63,11 @@ class RegistrationConfig:
     length shows whole only from the side, so a high one; its width from behind or ahead, most of the time)."""
     heading_steps: int = 90
     """Angles tried over a quarter turn by the rectangle fit."""
+    heading_from_travel: bool = True
+    """A vehicle moves along its heading (no sideslip): where an object moves faster than ``min_speed`` of the
+    objects' config, its heading is the direction of travel of its fitted track (forward or, reversing, backward:
+    whichever is nearer the rectangle fit), not the rectangle fit of one frame's returns, which swings by degrees
+    where a frame shows one face. False: the rectangle fits, smoothed."""
 
     def __post_init__(self) -> None:
         checks = [
@@ -403,7 +408,7 @@ def _follow(
     sensor: Tensor,
     config: RegistrationConfig,
     units_per_metre: float,
-) -> tuple[Tensor, Tensor, Tensor]:
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
     """An object measured on all of its frames' returns, placed first by its labelled ones.
 
     The labels say which returns are the object's, but only inside the cameras' views: a car passing beside the
@@ -570,11 +575,13 @@ def _fit_boxes(
     basis: Tensor,
     config: RegistrationConfig,
     fit_heading: bool,
+    min_speed: float = math.inf,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Translation and rotation control points [K, 3] and axes [3, 3] fitted to boxes at every frame (``centre``
     [T, 3] horizontal coordinates, ``heading`` [T], weighted by ``count`` [T] points; the first trajectory's heights,
     and a light pull to it where no frame holds). With ``fit_heading`` False the first trajectory's rotation and axes
-    are kept."""
+    are kept; else, with ``config.heading_from_travel``, placed frames where the fitted track moves faster than
+    ``min_speed`` (scene units per normalised time) take its direction of travel as their heading."""
     trans, rots, frame = first
     k, up = trans.shape[1], basis[:, 2]
     centre0, _ = _first_at(first, times, basis)
@@ -597,12 +604,25 @@ def _fit_boxes(
     heading = heading.clone()
     heading[valid] = unwrap_angles(heading[valid])
     heading = fill_nearest_valid(heading, valid)
+    travelling = torch.zeros_like(valid)
+    if config.heading_from_travel and times.numel() > 1:
+        # the direction of travel from a fit to the placed frames alone, smoothed on its third differences: the
+        # second ones straighten a turn's ends, and the pull to the first trajectory bends it where the frames end
+        loose = fit_bspline(times, centre[None, :, :2], weight[None], k, config.ridge, order=3)
+        along = bspline_eval(loose, torch.zeros_like(times, dtype=torch.int64), times)  # [T, 2]
+        vel = torch.gradient(along, spacing=(times,), dim=0)[0]
+        travelling = valid & (vel.norm(dim=-1) >= min_speed)
+        travel = torch.atan2(vel[:, 1], vel[:, 0])
+        # forward or backward, whichever is nearer the rectangle's heading (a car reversing), folded near it
+        turn = torch.remainder(travel - heading + 0.5 * math.pi, math.pi) - 0.5 * math.pi
+        heading = torch.where(travelling, heading + turn, heading)
     ref = heading[valid].mean()
     forward = basis @ torch.stack([torch.cos(ref), torch.sin(ref), torch.zeros_like(ref)])
     new_frame = torch.stack([forward, torch.linalg.cross(up, forward), up], dim=1)
     yaw = (heading - ref)[:, None] * up  # [T, 3] rotation vectors about up
-    # a rectangle's heading firms up with its points
-    new_rots = fit_bspline(times, yaw[None], points_weight.clamp_min(1e-3)[None], k, config.ridge)[0]
+    # a rectangle's heading firms up with its points; a direction of travel is the whole track's
+    trust = torch.where(travelling, torch.ones_like(points_weight), points_weight.clamp_min(1e-3))
+    new_rots = fit_bspline(times, yaw[None], trust[None], k, config.ridge)[0]
     return new_trans, new_rots, new_frame
 
 
@@ -660,7 +680,7 @@ def _place_labelled(
         heights = torch.stack([config.ground_clearance * units_per_metre - lift, top - lift])
     labelled_count = torch.tensor([c.shape[0] for c in labelled], device=count.device)
     count[seen[ok]] = torch.maximum(count[seen[ok]], labelled_count)
-    new_trans, new_rots, new_frame = _fit_boxes(first, times, full_c, full_h, count, basis, config, True)
+    new_trans, new_rots, new_frame = _fit_boxes(first, times, full_c, full_h, count, basis, config, True, min_speed)
     return new_trans, new_rots, new_frame, size, count, whole, heights
 
 

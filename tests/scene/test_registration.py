@@ -136,7 +136,7 @@ def test_labelled_returns_place_a_turning_car_and_its_heading() -> None:
     after = _errors(t, centre, heading, placed.translation, placed.rotation, placed.frame)
     assert before[0] > 0.8 and before[1] > 40.0, before
     assert after[0] < 0.25, after
-    assert after[1] < 4.0, after
+    assert after[1] < 2.0, after  # the heading is the track's direction of travel (a rectangle fit alone: 3-4 deg)
     assert abs(float(placed.size[0, 1]) - WIDTH) < 0.3
     assert int((placed.used[0] > 0).sum()) == T
 
