@@ -255,9 +255,15 @@ class SemanticLifter:
         what changed reset."""
         d = self.data
 
+        posed: dict[float, dict[str, Tensor]] = {}  # the Gaussians at the last time drawn: cameras share a time
+
         def render_topk(v: int) -> tuple[Tensor, Tensor]:
             vm, K = d.viewmats[v : v + 1].to(device), d.Ks[v : v + 1].to(device)
-            out = model(vm, K, d.width, d.height, float(d.times[v]), topk=self.config.topk)
+            t = float(d.times[v])
+            if t not in posed:
+                posed.clear()
+                posed[t] = model.gaussians_at(t)
+            out = model.render_gaussians(posed[t], vm, K, d.width, d.height, topk=self.config.topk)
             return out["topk_ids"], out["topk_weights"]
 
         views = d.train_idx.tolist()
