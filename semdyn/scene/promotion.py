@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 
 from semdyn.deform.group_motion import GroupPaths, estimate_paths, path_at
+from semdyn.deform.quaternion import quat_to_rotmat
 from semdyn.deform.regularizers import GroupLabels, deform_mask_from_groups
 from semdyn.scene.nodes.base import BACKGROUND_ID, DEFORMABLE_ID, OBJECT_ID0
 from semdyn.scene.nodes.rigid import RigidObjectsNode
@@ -284,6 +285,14 @@ def _in_axes(node: RigidObjectsNode, j: int, world_means: Tensor, times: Tensor)
     return local @ node.frame[j].to(local)
 
 
+def _in_axes_at(node: RigidObjectsNode, j: int, world_means: Tensor, t: float) -> Tensor:
+    """[M, 3] ``world_means`` [M, 3] in object ``j``'s axes at one normalised time ``t`` (its pose found once)."""
+    objects = torch.tensor([j], device=world_means.device)
+    quat, centre = node.poses(objects, torch.tensor([t], device=world_means.device, dtype=world_means.dtype))
+    rot = quat_to_rotmat(quat)[0]
+    return ((world_means - centre) @ rot) @ node.frame[j].to(world_means)
+
+
 def _member_extent(
     node: RigidObjectsNode, j: int, rows: Tensor, world_means: Tensor, ref_times: Tensor, quantile: float
 ) -> Tensor:
@@ -377,9 +386,10 @@ def _claim_inside(
             continue
         best = torch.full((still.numel(),), math.inf, device=world_means.device)
         when = torch.zeros(still.numel(), device=world_means.device)
+        still_means = world_means[still]
         for t in seen.tolist():
             at = torch.full((still.numel(),), t, device=world_means.device)
-            depth = ((_in_axes(node, j, world_means[still], at) - centre).abs() / half).amax(dim=-1)
+            depth = ((_in_axes_at(node, j, still_means, t) - centre).abs() / half).amax(dim=-1)
             closer = depth < best
             best, when = torch.where(closer, depth, best), torch.where(closer, at, when)
         taken = best <= 1
