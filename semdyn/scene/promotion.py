@@ -217,10 +217,11 @@ def _rebuild_objects(
             kept[j] = best
             translation[j], rotation[j], frame[j] = old_state[0][best], old_state[1][best], old_state[2][best]
     interval = torch.stack([paths.first[moving_groups], paths.last[moving_groups]], dim=1).clamp(0, 1)
-    old_box = node.box.clone()
+    old_box, old_refined = node.box.clone(), node.refined.clone()
+    refined = torch.ones(o, dtype=torch.bool, device=translation.device)
     box = torch.full((o, 2, 3), math.nan, device=translation.device)  # [O, 2, 3] each object's box, its axes
-    for j, before in kept.items():  # its box stays with its trajectory
-        box[j] = old_box[before]
+    for j, before in kept.items():  # its box stays with its trajectory, and whether that is measured
+        box[j], refined[j] = old_box[before], old_refined[before]
     new = [j for j in range(o) if j not in kept]  # a learned trajectory is not thrown away
     placed = None
     if sweeps is not None and node.config.registration.enabled and new:
@@ -261,7 +262,9 @@ def _rebuild_objects(
             continue
         extent = _member_extent(node, j, members_of[j], world_means, ref_times, node.config.extent_quantile)
         box[j] = _placed_box(placed.size[i], placed.whole[i], placed.heights[i], extent, gate)
+        refined[j] = node.config.refine_placed  # its track is measured on the returns
     node.box = box
+    node.refined = refined
     _release_outside(node, ids, world_means, ref_times, gate)
     ref_times = _claim_inside(scene, node, ids, world_means, ref_times, frame_times, node.config.extent_quantile)
     p = scene.params

@@ -343,3 +343,36 @@ def test_an_object_owns_the_space_of_its_box() -> None:
     assert ids[:5].tolist() == [OBJECT_ID0, BACKGROUND_ID, BACKGROUND_ID, OBJECT_ID0, DEFORMABLE_ID]
     assert abs(float(new_ref[0]) - 4 / 6) < 1e-6 and abs(float(scene.params["anchor_time"][0]) - 4 / 6) < 1e-6
     assert float(new_ref[3]) == 0.0
+
+
+def test_an_object_placed_on_its_returns_keeps_its_measured_track() -> None:
+    """The photometric loss (here any loss of the poses) and the smoothness priors move the trajectory of an object
+    it may refine and leave a measured one's control points as they were; the flag survives a checkpoint."""
+    from semdyn.scene.nodes.rigid import RigidObjectsConfig, RigidObjectsNode
+
+    node = RigidObjectsNode(RigidObjectsConfig(), 1.0, 1.0, 4.0)
+    node.resize(2)
+    g = torch.Generator().manual_seed(0)
+    node.translation.data = torch.randn(2, node.num_knots, 3, generator=g)
+    node.rotation.data = 0.2 * torch.randn(2, node.num_knots, 3, generator=g)
+    node.refined = torch.tensor([False, True])
+    before = (node.translation.detach().clone(), node.rotation.detach().clone())
+    opt = torch.optim.Adam([node.translation, node.rotation], lr=0.05)
+    objects, t = torch.tensor([0, 0, 1, 1]), torch.tensor([0.1, 0.7, 0.1, 0.7])
+    for _ in range(3):
+        opt.zero_grad()
+        quat, centre = node.poses(objects, t)
+        loss = (centre - 1.0).square().sum() + (quat[:, 1:] - 0.3).square().sum()
+        loss = loss + sum(node.regularization(torch.nn.ParameterDict(), torch.zeros(0, dtype=torch.long), 0).values())
+        loss.backward()
+        opt.step()
+    assert torch.equal(node.translation[0], before[0][0]) and torch.equal(node.rotation[0], before[1][0])
+    assert float((node.translation[1] - before[0][1]).abs().max()) > 0.05
+    assert float((node.rotation[1] - before[1][1]).abs().max()) > 0.05
+    again = RigidObjectsNode(RigidObjectsConfig(), 1.0, 1.0, 4.0)
+    again.resize(2)
+    again.load_state_dict(node.state_dict())
+    assert again.refined.tolist() == [False, True]
+    old = {k: v for k, v in node.state_dict().items() if k != "refined"}  # a checkpoint from before the flag
+    again.load_state_dict(old)
+    assert again.refined.tolist() == [True, True]
