@@ -268,6 +268,20 @@ def points_in_box(points: ArrayLike, object_to_world: ArrayLike, size: ArrayLike
     return _box_depth(pts, mat, sz, margin) <= 1.0
 
 
+def carried_by(track: ObjectTrack, points: Tensor, times: Tensor, at: float) -> Tensor:
+    """[T, M, 3] where ``track``'s rigid motion carries ``points`` [M, 3] (metres, world at ``at`` seconds) at
+    ``times`` [T] seconds: ``T_obj(t) @ inv(T_obj(at)) @ x``."""
+    poses = track.pose_at(times).to(points.device)  # [T, 4, 4]
+    rel = poses @ torch.linalg.inv(track.pose_at(at)[0].to(points.device))  # [T, 4, 4]
+    return torch.einsum("tij,mj->tmi", rel[:, :3, :3], points) + rel[:, None, :3, 3]
+
+
+def height_above_bottom(track: ObjectTrack, points: Tensor, at: float) -> Tensor:
+    """[M] metres of ``points`` [M, 3] (world) above the bottom face of ``track``'s box at ``at`` seconds."""
+    local = _to_object_frame(points, track.pose_at(at)[0].to(points))
+    return local[:, 2] + 0.5 * float(track.size[2])
+
+
 def _check_tracks(tracks: Sequence[ObjectTrack]) -> list[ObjectTrack]:
     if not isinstance(tracks, Sequence) or not all(isinstance(t, ObjectTrack) for t in tracks):
         raise InputError("tracks must be a list of ObjectTrack (see tracks_from_objects)")
@@ -393,10 +407,7 @@ def trajectory_error(
         sel = ids == track.id
         if not track.dynamic or not bool(sel.any()):
             continue
-        poses = track.pose_at(t).to(canonical.device)  # [T, 4, 4]
-        rel = poses @ torch.linalg.inv(track.pose_at(t_c)[0].to(canonical.device))  # [T, 4, 4]
-        x = canonical[sel]  # [M, 3]
-        target = torch.einsum("tij,mj->tmi", rel[:, :3, :3], x) + rel[:, None, :3, 3]  # [T, M, 3]
+        target = carried_by(track, canonical[sel], t, t_c)  # [T, M, 3]
         err = (deformed[:, sel] - target).norm(dim=-1)  # [T, M]
         per_object[track.id] = float(err.mean())
         per_count[track.id] = int(sel.sum())

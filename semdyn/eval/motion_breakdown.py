@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from semdyn.eval.motion import ObjectTrack, assign_to_objects, rigidity_error
+from semdyn.eval.motion import ObjectTrack, assign_to_objects, carried_by, height_above_bottom, rigidity_error
 from semdyn.eval.scene_motion import _frame_times, _metres, deformed_centres
 from semdyn.scene.nodes.base import BACKGROUND_ID, DEFORMABLE_ID, OBJECT_ID0
 
@@ -120,17 +120,13 @@ def _errors_and_heights(
 ) -> tuple[Tensor, Tensor]:
     """[M] each Gaussian's mean trajectory error over the T times (metres), and [M] its height above the box's
     bottom at its reference time; ``at_ref`` [M, 3], ``deformed`` [T, M, 3], ``ref`` [M] indices into ``seconds``."""
-    poses = track.pose_at(seconds).to(at_ref)  # [T, 4, 4]
     err = torch.zeros(at_ref.shape[0], dtype=at_ref.dtype)
     height = torch.zeros_like(err)
     for j in torch.unique(ref).tolist():
         sel = ref == j
-        rel = poses @ torch.linalg.inv(poses[j])  # [T, 4, 4] from the reference time
-        x = at_ref[sel]
-        target = torch.einsum("tij,mj->tmi", rel[:, :3, :3], x) + rel[:, None, :3, 3]
+        target = carried_by(track, at_ref[sel], seconds, float(seconds[j]))
         err[sel] = (deformed[:, sel] - target).norm(dim=-1).mean(0)
-        local = (x - poses[j, :3, 3]) @ poses[j, :3, :3]  # in the box's axes, about its centre
-        height[sel] = local[:, 2] + 0.5 * float(track.size[2])
+        height[sel] = height_above_bottom(track, at_ref[sel], float(seconds[j]))
     return err, height
 
 

@@ -16,7 +16,14 @@ import torch
 from torch import Tensor
 
 from semdyn.errors import InputError
-from semdyn.eval.motion import ObjectTrack, assign_to_objects, rigidity_error, trajectory_error
+from semdyn.eval.motion import (
+    ObjectTrack,
+    assign_to_objects,
+    carried_by,
+    height_above_bottom,
+    rigidity_error,
+    trajectory_error,
+)
 
 
 @dataclass(frozen=True)
@@ -63,11 +70,9 @@ def motion_floor(
         sel = instances == track.id
         if not track.dynamic or not bool(sel.any()):
             continue
-        poses = track.pose_at(frame_times)
         for j in torch.unique(ref[sel]).tolist():
             s = sel & (ref == j)
-            rel = poses @ torch.linalg.inv(poses[j])
-            moved[:, s] = torch.einsum("tij,mj->tmi", rel[:, :3, :3], points[s]) + rel[:, None, :3, 3]
+            moved[:, s] = carried_by(track, points[s], frame_times, float(frame_times[j]))
     boxes = torch.full_like(instances, -1)
     total, count, heights = 0.0, 0, []
     for j in torch.unique(ref).tolist():
@@ -79,9 +84,7 @@ def motion_floor(
         for track in tracks:
             other = s & (boxes == track.id) & (instances != track.id)
             if bool(other.any()):
-                pose = track.pose_at(frame_times[j : j + 1])[0]
-                local = (points[other] - pose[:3, 3]) @ pose[:3, :3]
-                heights.append(local[:, 2] + 0.5 * float(track.size[2]))
+                heights.append(height_above_bottom(track, points[other], float(frame_times[j])))
     foreign = (boxes >= 0) & (boxes != instances)
     return MotionFloor(
         trajectory_error=total / count if count else float("nan"),
