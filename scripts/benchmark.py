@@ -22,8 +22,8 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from semdyn.errors import InputError
-from semdyn.eval.benchmark import METHODS, PROFILES, markdown_table, method_config, run_isolated, write_results
 from semdyn.eval.machine import describe_machine
+from semdyn.tools.benchmark import METHODS, PROFILES, markdown_table, method_config, run_isolated, write_results
 
 
 @dataclass

@@ -51,8 +51,8 @@ class Args:
 def run_worker(args: Args) -> None:
     import torch
 
-    from semdyn.presets import PRESETS
     from semdyn.train import distributed
+    from semdyn.train.presets import PRESETS
     from semdyn.train.trainer import Trainer
 
     torch.set_num_threads(args.threads)

@@ -84,9 +84,9 @@ def run_case(path: Path, steps: int, video: bool, cache_mb: float | None = None)
     import torch
 
     import semdyn
-    from semdyn.presets import PRESETS
-    from semdyn.train.data import load_scene
+    from semdyn.data.scene_data import load_scene
     from semdyn.train.evaluate import evaluate, render_video
+    from semdyn.train.presets import PRESETS
     from semdyn.train.trainer import Trainer
 
     torch.set_num_threads(1)

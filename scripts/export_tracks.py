@@ -22,7 +22,7 @@ from semdyn.errors import SemdynError
 from semdyn.eval.tracks import node_tracks, track_errors, write_tracks
 from semdyn.export import load_run
 from semdyn.outputs import make_output_folder
-from semdyn.semantics.evaluate import eval_tracks
+from semdyn.tools.grouping import eval_tracks
 
 
 @dataclass

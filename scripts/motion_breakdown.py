@@ -21,7 +21,7 @@ from rich.table import Table
 from semdyn.errors import InputError, SemdynError
 from semdyn.eval.motion_breakdown import motion_breakdown
 from semdyn.export import load_run
-from semdyn.semantics.evaluate import eval_tracks
+from semdyn.tools.grouping import eval_tracks
 
 
 @dataclass

@@ -23,9 +23,9 @@ from rich.table import Table
 from semdyn.data.sequence import read_sequence
 from semdyn.errors import DataFormatError, SemdynError
 from semdyn.eval.motion_floor import motion_floor
-from semdyn.semantics.evaluate import eval_tracks
 from semdyn.synth import SynthConfig
 from semdyn.synth.cache import ensure_scene
+from semdyn.tools.grouping import eval_tracks
 
 
 @dataclass

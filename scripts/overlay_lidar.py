@@ -19,10 +19,11 @@ import tyro
 from PIL import Image
 from rich.console import Console
 
+from semdyn.conventions import OPENGL_TO_OPENCV
 from semdyn.data import read_sequence
 from semdyn.data.images import load_instance_mask
 from semdyn.data.sequence import read_points
-from semdyn.data.sources.common import NEAR_PLANE, OPENCV_TO_OPENGL, CameraModel, project
+from semdyn.data.sources.common import NEAR_PLANE, CameraModel, project
 from semdyn.errors import InputError, SemdynError
 
 
@@ -73,7 +74,7 @@ def overlay(args: Args) -> Path:
         image = _tint(image, load_instance_mask(frame.mask_path))
     k = frame.intrinsics
     model = CameraModel(k.fx, k.fy, k.cx, k.cy, k.width, k.height)
-    uv, depth = project(frame.camera_to_world @ OPENCV_TO_OPENGL, model, cloud.xyz[near])
+    uv, depth = project(frame.camera_to_world @ OPENGL_TO_OPENCV, model, cloud.xyz[near])
     on_image = (uv[:, 0] >= 0) & (uv[:, 0] < k.width - 1) & (uv[:, 1] >= 0) & (uv[:, 1] < k.height - 1)
     inside = (depth > NEAR_PLANE) & on_image
     uv, depth = uv[inside], depth[inside]

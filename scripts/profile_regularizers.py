@@ -48,7 +48,7 @@ from semdyn.deform.regularizers import (
     sample_times,
 )
 from semdyn.eval.machine import describe_machine
-from semdyn.presets import cpu_base_preset
+from semdyn.train.presets import cpu_base_preset
 from semdyn.train.trainer import Trainer
 
 

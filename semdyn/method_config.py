@@ -2,9 +2,10 @@
 ``nerfstudio.method_configs`` entry points).
 
 - ``semdyn``: the full method: lifted groups, rigid object nodes, the background, the object-wise regularizers.
-- ``semdyn-base``: the dynamic scene without semantics (:func:`semdyn.presets.full_base_preset`).
+- ``semdyn-base``: the dynamic scene without semantics (:func:`semdyn.train.presets.full_base_preset`).
 - ``semdyn-static``: the base with the deformation switched off (the static baseline).
-- ``semdyn-cpu``: the full method's small CPU preset (:func:`semdyn.presets.cpu_preset`): half resolution, 3k steps.
+- ``semdyn-cpu``: the full method's small CPU preset (:func:`semdyn.train.presets.cpu_preset`):
+  half resolution, 3k steps.
 
 Without ``--data`` they train on the synthetic default street, generated into the cache ($SEMDYN_CACHE or
 ~/.cache/semdyn) the first time a datamanager is set up, never at import.
@@ -21,7 +22,6 @@ from nerfstudio.data.datamanagers.full_images_datamanager import FullImageDatama
 from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
 
-from semdyn import presets
 from semdyn.data.nerfstudio_dataparser import SemdynDataParserConfig
 from semdyn.nerfstudio.errors import install_error_hook
 from semdyn.nerfstudio.model import SemdynModelConfig
@@ -32,6 +32,7 @@ from semdyn.nerfstudio.optimizers import (  # noqa: F401  (the schedulers: where
 )
 from semdyn.nerfstudio.trainer_config import SemdynTrainerConfig, preset_settings
 from semdyn.synth import SynthConfig, ensure_scene
+from semdyn.train import presets
 from semdyn.train.trainer import TrainConfig
 
 
@@ -101,5 +102,5 @@ semdyn_static_method = MethodSpecification(
 )
 semdyn_cpu_method = MethodSpecification(
     config=trainer_config("semdyn-cpu", presets.cpu_preset(), device="cpu"),
-    description="The full method on a CPU: half resolution, 3k steps, small grids (semdyn.presets.cpu_preset).",
+    description="The full method on a CPU: half resolution, 3k steps, small grids (semdyn.train.presets.cpu_preset).",
 )

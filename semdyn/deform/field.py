@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from semdyn.deform.quaternion import quat_identity, quat_multiply, quat_normalize
+from semdyn.conventions import quat_identity, quat_multiply, quat_normalize
 from semdyn.errors import InputError
 
 

@@ -35,8 +35,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from semdyn.conventions import quat_multiply, quat_normalize, quat_to_rotmat, rotmat_to_quat
 from semdyn.deform.field import Deformation
-from semdyn.deform.quaternion import quat_multiply, quat_normalize, quat_to_rotmat, rotmat_to_quat
 from semdyn.errors import InputError
 
 TERM_NAMES: tuple[str, ...] = ("reg_rigid_position", "reg_rigid_rotation", "reg_scale", "reg_static")

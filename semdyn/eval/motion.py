@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from semdyn.deform.quaternion import quat_to_rotmat, rotmat_to_quat
+from semdyn.conventions import quat_to_rotmat, rotmat_to_quat
 from semdyn.errors import DataFormatError, InputError
 
 ArrayLike = Tensor | np.ndarray

@@ -49,7 +49,7 @@ def motion_metrics(model: Any, data: Any, tracks: list[ObjectTrack], static_marg
 
     Args:
         model: a :class:`semdyn.scene.dynamic.DynamicScene` (a static one scores 0 drift and 0 rigidity error).
-        data: its :class:`semdyn.train.data.SceneData`.
+        data: its :class:`semdyn.data.scene_data.SceneData`.
         tracks: the sequence's ground-truth tracks (metres, seconds).
         static_margin: metres added around moving boxes when picking static structure (keeps shadows and
             Gaussians brushing a car out of the static set).

@@ -14,16 +14,17 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from semdyn.data.scene_data import SceneData, load_scene
 from semdyn.errors import InputError
 from semdyn.export.config_io import dataclass_from_dict
+from semdyn.ops import resolve_device
 from semdyn.scene.build import build_scene, scene_init_from_data
 from semdyn.scene.dynamic import DynamicScene
 from semdyn.scene.strategy import NODE_IDS, get_labels
 from semdyn.semantics.groups import SemanticGroups
 from semdyn.synth import ensure_scene
-from semdyn.train.data import SceneData, load_scene
 from semdyn.train.resume import FINGERPRINT_KEY, NORMALIZATION_KEY, normalization_from_dict, sequence_fingerprint
-from semdyn.train.trainer import TrainConfig, latest_checkpoint, resolve_device
+from semdyn.train.trainer import TrainConfig, latest_checkpoint
 
 CLASS_IDS = "class_ids"
 """Strategy-state key of per-Gaussian semantic class ids, int64 [N] (-1 = none), when semantics wrote them."""

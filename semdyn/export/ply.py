@@ -25,8 +25,8 @@ import torch
 from plyfile import PlyData, PlyElement
 from torch import Tensor
 
+from semdyn.conventions import quat_multiply, rotmat_to_quat
 from semdyn.data.sequence import SceneNormalization
-from semdyn.deform.quaternion import quat_multiply, rotmat_to_quat
 from semdyn.errors import InputError
 from semdyn.scene.dynamic import DynamicScene
 

@@ -34,6 +34,8 @@ from nerfstudio.models.base_model import Model, ModelConfig
 from nerfstudio.utils import colormaps
 from torch import Tensor, nn
 
+from semdyn.conventions import OPENGL_TO_OPENCV
+from semdyn.data.scene_data import load_scene
 from semdyn.errors import InputError
 from semdyn.eval import image as image_metrics
 from semdyn.ops._backend import get_ext
@@ -52,7 +54,6 @@ from semdyn.semantics.feature_field import LATENT_KEY, FeatureDecoder, cached_cl
 from semdyn.semantics.groups import SemanticGroups
 from semdyn.semantics.query import relevancy_image
 from semdyn.semantics.training import SemanticLifter, SemanticsConfig
-from semdyn.train.data import load_scene
 from semdyn.train.trainer import TrainingDivergedError
 from semdyn.viewer.colors import id_colors
 from semdyn.viewer.controls import ObjectPath, ViewerControls
@@ -74,7 +75,7 @@ def viewmat_from_camera_to_world(camera_to_worlds: Tensor) -> Tensor:
     """
     c2w = camera_to_worlds
     bottom = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=c2w.dtype, device=c2w.device).expand(c2w.shape[0], 1, 4)
-    flip = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=c2w.dtype, device=c2w.device))
+    flip = torch.as_tensor(OPENGL_TO_OPENCV, dtype=c2w.dtype, device=c2w.device)
     return torch.linalg.inv(torch.cat([c2w, bottom], dim=1) @ flip)
 
 

@@ -14,11 +14,27 @@ from types import ModuleType
 
 import torch
 
+from semdyn.errors import InputError
+
 log = logging.getLogger("semdyn")
 
 _EXT: ModuleType | None = None
 _TRIED = False
 _REASON = ""
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device of a ``--device`` option: ``auto`` (CUDA when available, else the CPU), ``cpu``, ``cuda`` or
+    ``cuda:N``; asking for CUDA where there is none is an :class:`InputError` that says to use the CPU.
+
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"device {name!r} was asked for but CUDA is not available; use --device cpu")
+    return torch.device(name)
 
 
 def ext_disabled() -> bool:

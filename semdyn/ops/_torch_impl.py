@@ -18,11 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from semdyn.conventions import SH_C0, quat_to_rotmat
+
 ALPHA_MIN = 1.0 / 255.0
 ALPHA_MAX = 0.999
 TRANSMITTANCE_MIN = 1e-4
 
-_SH_C0 = 0.28209479177387814
 _SH_C1 = 0.4886025119029199
 _SH_C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792, 0.5462742152960396)
 _SH_C3 = (
@@ -36,17 +37,6 @@ _SH_C3 = (
 )
 
 
-def _quat_to_rotmat(quats: Tensor) -> Tensor:
-    """Rotation matrices of (not necessarily unit) quaternions ``(w, x, y, z)``. [..., 4] -> [..., 3, 3]."""
-    w, x, y, z = F.normalize(quats, dim=-1).unbind(-1)
-    rows = (
-        (1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)),
-        (2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)),
-        (2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)),
-    )
-    return torch.stack([torch.stack(r, dim=-1) for r in rows], dim=-2)
-
-
 def _mm(a: Tensor, b: Tensor) -> Tensor:
     """Batched product of small matrices by broadcasting; much faster than bmm for 2x3 and 3x3 on the CPU."""
     return (a.unsqueeze(-1) * b.unsqueeze(-3)).sum(-2)
@@ -54,7 +44,7 @@ def _mm(a: Tensor, b: Tensor) -> Tensor:
 
 def _covariances(quats: Tensor, scales: Tensor) -> Tensor:
     """World-space covariances ``R S S^T R^T``. quats [N, 4], scales [N, 3] (metres) -> [N, 3, 3]."""
-    m = _quat_to_rotmat(quats) * scales[:, None, :]
+    m = quat_to_rotmat(quats) * scales[:, None, :]
     return _mm(m, m.transpose(-1, -2))
 
 
@@ -130,7 +120,7 @@ def _eval_sh(degree: int, dirs: Tensor, coeffs: Tensor) -> Tensor:
         [..., 3] colours (without the +0.5 offset).
     """
     x, y, z = F.normalize(dirs, dim=-1).unbind(-1)
-    basis = [torch.full_like(x, _SH_C0)]
+    basis = [torch.full_like(x, SH_C0)]
     if degree >= 1:
         basis += [-_SH_C1 * y, _SH_C1 * z, -_SH_C1 * x]
     if degree >= 2:

@@ -9,10 +9,10 @@ from typing import Literal
 
 import numpy as np
 
+from semdyn.data.scene_data import SceneData
 from semdyn.errors import InputError
 from semdyn.paths.camera_path import CameraPath, read_camera_path_json
 from semdyn.paths.trajectories import c2w_of, dataset_path, ego_frames, lane_shift, orbit_path, spline_path
-from semdyn.train.data import SceneData
 
 Kind = Literal["dataset", "interpolate", "lane-shift", "frozen", "timelapse", "camera-path"]
 

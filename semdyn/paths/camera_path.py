@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from semdyn.conventions import OPENGL_TO_OPENCV
 from semdyn.data.sequence import load_json
 from semdyn.errors import DataFormatError, InputError
 
-OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
 MAX_SIDE = 16384
 """Largest image side rendered, pixels."""
 """Flips y and z: nerfstudio/OpenGL camera axes <-> OpenCV camera axes (right-multiplied on camera-to-world)."""

@@ -13,9 +13,9 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 from scipy.spatial.transform import Rotation, RotationSpline
 
+from semdyn.data.scene_data import SceneData
 from semdyn.errors import InputError
 from semdyn.paths.camera_path import CameraPath
-from semdyn.train.data import SceneData
 
 UP = np.array([0.0, 0.0, 1.0])
 

@@ -80,7 +80,7 @@ def up_from_cameras(camera_to_worlds: Tensor, planar: float = 1e-2) -> Tensor:
 
 
 def scene_init_from_data(data: Any) -> SceneInit:
-    """The :class:`SceneInit` of a :class:`semdyn.train.data.SceneData` (OpenCV poses: image-up is -y)."""
+    """The :class:`SceneInit` of a :class:`semdyn.data.scene_data.SceneData` (OpenCV poses: image-up is -y)."""
     c2w = torch.linalg.inv(data.viewmats)
     c2w = c2w.clone()
     c2w[:, :3, 1] = -c2w[:, :3, 1]  # store image-up as +y, as OpenGL poses have it

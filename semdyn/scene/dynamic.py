@@ -25,9 +25,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from semdyn import losses
+from semdyn.conventions import quat_identity
 from semdyn.deform import HexPlaneConfig, MLPDeformConfig
 from semdyn.deform.field import Deformation, DeformationField
-from semdyn.deform.quaternion import quat_identity
 from semdyn.deform.regularizers import (
     GroupLabels,
     GroupRegularizerConfig,

@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from semdyn.conventions import SH_C0
 from semdyn.errors import InputError
 
-SH_C0 = 0.28209479177387814
 """The degree-0 spherical-harmonic basis constant, 1 / (2 sqrt(pi))."""
 
 PARAM_KEYS = ("means", "quats", "scales", "opacities", "sh0", "shN")
@@ -61,7 +61,11 @@ class GaussianInitConfig:
 
 
 def rgb_to_sh0(rgb: Tensor) -> Tensor:
-    """Degree-0 SH coefficient whose colour is ``rgb``: (rgb - 0.5) / SH_C0. [..., 3] -> [..., 3]."""
+    """Degree-0 SH coefficient whose colour is ``rgb``: (rgb - 0.5) / SH_C0. [..., 3] -> [..., 3].
+
+    >>> sh0_to_rgb(rgb_to_sh0(torch.tensor([0.2, 0.5, 1.0])))
+    tensor([0.2000, 0.5000, 1.0000])
+    """
     return (rgb - 0.5) / SH_C0
 
 

@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from semdyn.conventions import quat_to_rotmat
 from semdyn.deform.group_motion import GroupPaths, estimate_paths, path_at
-from semdyn.deform.quaternion import quat_to_rotmat
 from semdyn.deform.regularizers import GroupLabels, deform_mask_from_groups
 from semdyn.scene.nodes.base import BACKGROUND_ID, DEFORMABLE_ID, OBJECT_ID0
 from semdyn.scene.nodes.rigid import RigidObjectsNode

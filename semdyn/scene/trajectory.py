@@ -82,7 +82,15 @@ def fit_bspline(t: Tensor, values: Tensor, weights: Tensor, k: int, ridge: float
 
 def so3_exp(rotvec: Tensor) -> Tensor:
     """[..., 3, 3] rotation matrices of rotation vectors ``rotvec`` [..., 3] (axis times angle, radians; Rodrigues,
-    with the Taylor series near zero so that the gradient is finite at the identity)."""
+    with the Taylor series near zero so that the gradient is finite at the identity).
+
+    >>> import math
+    >>> r = so3_exp(torch.tensor([0.0, 0.0, math.pi / 2]))  # a quarter turn about z takes x to y
+    >>> torch.allclose(r @ torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 1.0, 0.0]), atol=1e-6)
+    True
+    >>> round(float(so3_angle(r)), 6) == round(math.pi / 2, 6)
+    True
+    """
     theta2 = (rotvec * rotvec).sum(-1, keepdim=True)[..., None]  # [..., 1, 1]
     theta = theta2.clamp_min(1e-12).sqrt()
     small = theta2 < 1e-8
@@ -121,7 +129,11 @@ def fill_nearest_valid(values: Tensor, valid: Tensor) -> Tensor:
 def nearest_index(values: Tensor, grid: Tensor) -> Tensor:
     """[P] int64 index into ``grid`` [T] (any order, repeats allowed) of the entry nearest each of ``values`` [P]:
     ``(values[:, None] - grid[None]).abs().argmin(1)``, ties to the lowest index as there, in O(P + T) memory
-    (that ``[P, T]`` table is gigabytes for a long sequence's LiDAR points against its frame times)."""
+    (that ``[P, T]`` table is gigabytes for a long sequence's LiDAR points against its frame times).
+
+    >>> nearest_index(torch.tensor([0.1, 0.5, 2.0]), torch.tensor([1.0, 0.0, 0.0]))  # 0.5: a tie, the lower index
+    tensor([1, 0, 0])
+    """
     if grid.numel() == 0:
         raise ValueError("nearest_index: empty grid")
     grid = grid.to(values)

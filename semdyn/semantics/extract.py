@@ -48,6 +48,7 @@ from rich.progress import track
 from torch import Tensor
 
 from semdyn.errors import DataFormatError, InputError
+from semdyn.ops import resolve_device
 from semdyn.semantics.clip import ClipConfig, ClipEncoder
 from semdyn.semantics.dictionary import DEFAULT_DICTIONARY, ObjectDictionary, load_dictionary
 from semdyn.semantics.matching import mask_index_map, match_to_dictionary, paint_id_map
@@ -442,8 +443,6 @@ def _process_frame(extractor: SemanticExtractor, config: ExtractConfig, frame: A
 
 def _shard_device(name: str) -> torch.device:
     """The device of ``--device``; ``auto`` under torchrun takes the rank's local GPU (LOCAL_RANK)."""
-    from semdyn.train.trainer import resolve_device
-
     device = resolve_device(name)
     if name == "auto" and device.type == "cuda" and "LOCAL_RANK" in os.environ:
         return torch.device("cuda", int(os.environ["LOCAL_RANK"]) % max(torch.cuda.device_count(), 1))

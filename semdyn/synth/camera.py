@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-GL_TO_CV = np.diag([1.0, -1.0, -1.0])
+from semdyn.conventions import OPENGL_TO_OPENCV
+
 """Flips the y and z axes: OpenGL camera axes (right, up, back) <-> OpenCV (right, down, forward)."""
 
 
@@ -68,7 +69,7 @@ def pixel_rays(intr: Intrinsics, cam_to_world_gl: np.ndarray, device: torch.devi
     x = (u.reshape(-1) + 0.5 - intr.cx) / intr.fx
     y = (v.reshape(-1) + 0.5 - intr.cy) / intr.fy
     dirs_cv = torch.stack([x, y, torch.ones_like(x)], dim=-1)
-    rot = torch.as_tensor(cam_to_world_gl[:3, :3] @ GL_TO_CV, dtype=torch.float32, device=device)
+    rot = torch.as_tensor(cam_to_world_gl[:3, :3] @ OPENGL_TO_OPENCV[:3, :3], dtype=torch.float32, device=device)
     origin = torch.as_tensor(cam_to_world_gl[:3, 3], dtype=torch.float32, device=device)
     return origin, dirs_cv @ rot.T
 
@@ -76,7 +77,7 @@ def pixel_rays(intr: Intrinsics, cam_to_world_gl: np.ndarray, device: torch.devi
 def world_to_cv(cam_to_world_gl: np.ndarray) -> np.ndarray:
     """World-to-camera in OpenCV axes from an OpenGL camera-to-world.  [4, 4] -> [4, 4]."""
     c2w = cam_to_world_gl.copy()
-    c2w[:3, :3] = c2w[:3, :3] @ GL_TO_CV
+    c2w[:3, :3] = c2w[:3, :3] @ OPENGL_TO_OPENCV[:3, :3]
     return np.linalg.inv(c2w)
 
 

@@ -20,10 +20,10 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from semdyn.errors import SemdynError
-from semdyn.presets import PRESETS
 from semdyn.train import distributed
 from semdyn.train.evaluate import evaluate, render_video
 from semdyn.train.options import validate_train_config
+from semdyn.train.presets import PRESETS
 from semdyn.train.run_dir import claim_run_dir
 from semdyn.train.trainer import TrainConfig, Trainer
 

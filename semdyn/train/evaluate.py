@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from rich.progress import track
 
+from semdyn.data.scene_data import SceneData
 from semdyn.eval.image import aggregate_dynamic_psnr, get_lpips_metric, psnr, ssim
 from semdyn.scene.dynamic import DynamicScene
-from semdyn.train.data import SceneData
 
 log = logging.getLogger("semdyn")
 

@@ -61,7 +61,7 @@ def validate_train_config(config: TrainConfig) -> None:
 
     Checks what the loop divides by or counts with, the seed range, the device name, the run folder's name, then
     every number of the tree (:func:`check_numbers`). Image-size limits (``--downscale`` larger than the images)
-    are checked by :func:`semdyn.train.data.load_scene`, which knows the image size.
+    are checked by :func:`semdyn.data.scene_data.load_scene`, which knows the image size.
     """
     at_least(config.max_steps, 1, "max_steps", "train at least one step")
     at_least(config.downscale, 1, "downscale", "give a positive integer image downscale factor")

@@ -23,7 +23,7 @@ from semdyn.train.options import flag
 from semdyn.train.run_dir import checkpoint_step, run_checkpoints
 
 if TYPE_CHECKING:
-    from semdyn.train.data import SceneData
+    from semdyn.data.scene_data import SceneData
     from semdyn.train.trainer import TrainConfig
 
 FINGERPRINT_KEY = "sequence"

@@ -29,8 +29,10 @@ from typing import Any, cast
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from semdyn.data.scene_data import SceneData, load_scene
 from semdyn.deform.regularizers import GroupLabels
 from semdyn.errors import InputError, SemdynError
+from semdyn.ops import resolve_device
 from semdyn.scene.build import build_scene, scene_init_from_data
 from semdyn.scene.dynamic import DynamicSceneConfig
 from semdyn.scene.gaussians import PARAM_KEYS, make_optimizers, means_lr_scheduler
@@ -38,7 +40,6 @@ from semdyn.scene.strategy import NODE_IDS, densify_pre_backward, densify_statis
 from semdyn.semantics.training import SemanticLifter, SemanticsConfig
 from semdyn.synth import SynthConfig, ensure_scene
 from semdyn.train import distributed
-from semdyn.train.data import SceneData, load_scene
 from semdyn.train.options import validate_train_config
 from semdyn.train.resume import (
     FINGERPRINT_KEY,
@@ -105,14 +106,6 @@ class TrainConfig:
     @property
     def run_dir(self) -> Path:
         return self.output_dir / self.experiment_name
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"device {name!r} was asked for but CUDA is not available; use --device cpu")
-    return torch.device(name)
 
 
 def image_order(seed: int, step: int, n: int) -> int:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from semdyn.data.scene_data import load_scene
 from semdyn.errors import DataFormatError
-from semdyn.train.data import load_scene
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from semdyn.conventions import quat_from_axis_angle, quat_identity, quat_multiply, quat_to_rotmat
 from semdyn.deform import (
     Deformation,
     DeformConfig,
@@ -17,7 +18,6 @@ from semdyn.deform import (
     apply_deformation,
     make_deformation,
 )
-from semdyn.deform.quaternion import quat_from_axis_angle, quat_identity, quat_multiply, quat_to_rotmat
 from semdyn.errors import InputError
 
 AABB = torch.tensor([[-2.0, -2.0, -1.0], [2.0, 2.0, 1.0]])

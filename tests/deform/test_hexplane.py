@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from semdyn.conventions import quat_identity
 from semdyn.deform import HexPlaneConfig, HexPlaneField, make_deformation
 from semdyn.deform.hexplane import _hexplane_features, hexplane_features
-from semdyn.deform.quaternion import quat_identity
 
 AABB = torch.tensor([[-10.0, -10.0, -2.0], [10.0, 10.0, 4.0]])
 CONFIG = HexPlaneConfig(feature_dim=8, spatial_resolution=8, multires=(1, 2), time_resolution=6, net_width=16)

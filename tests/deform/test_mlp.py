@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from semdyn.conventions import quat_identity
 from semdyn.deform import MLPDeformConfig, MLPDeformField, make_deformation
 from semdyn.deform.mlp import positional_encoding
-from semdyn.deform.quaternion import quat_identity
 
 AABB = torch.tensor([[-10.0, -10.0, -2.0], [10.0, 10.0, 4.0]])
 CONFIG = MLPDeformConfig(depth=3, width=32, skip_layers=(1,))

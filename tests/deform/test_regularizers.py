@@ -9,8 +9,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from semdyn.conventions import quat_from_axis_angle, quat_to_rotmat
 from semdyn.deform import Deformation, HexPlaneConfig, HexPlaneField
-from semdyn.deform.quaternion import quat_from_axis_angle, quat_to_rotmat
 from semdyn.deform.regularizers import (
     TERM_NAMES,
     GroupLabels,

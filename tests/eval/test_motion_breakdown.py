@@ -7,13 +7,13 @@ from pathlib import Path
 
 import torch
 
+from semdyn.data.scene_data import load_scene
 from semdyn.eval.motion_breakdown import motion_breakdown
 from semdyn.eval.scene_motion import motion_metrics
-from semdyn.presets import cpu_base_preset, static
 from semdyn.scene.dynamic import DynamicScene
 from semdyn.scene.nodes.base import BACKGROUND_ID
-from semdyn.semantics.evaluate import eval_tracks
-from semdyn.train.data import load_scene
+from semdyn.tools.grouping import eval_tracks
+from semdyn.train.presets import cpu_base_preset, static
 
 
 def test_a_still_scene_is_all_background_and_pools_to_the_benchmark_error(tiny_scene: Path) -> None:

@@ -232,7 +232,7 @@ def test_trajectory_error_bad_shapes(canonical, deformed, times) -> None:
 
 
 def test_quaternion_round_trip_including_half_turns() -> None:
-    from semdyn.deform.quaternion import quat_to_rotmat, rotmat_to_quat
+    from semdyn.conventions import quat_to_rotmat, rotmat_to_quat
 
     g = torch.Generator().manual_seed(3)
     q = torch.nn.functional.normalize(torch.randn(200, 4, generator=g, dtype=torch.float64), dim=-1)

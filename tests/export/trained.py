@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from semdyn.presets import cpu_base_preset
 from semdyn.scene.strategy import set_labels
+from semdyn.train.presets import cpu_base_preset
 from semdyn.train.trainer import Trainer
 
 STEPS = 12

@@ -17,8 +17,8 @@ from nerfstudio.cameras.cameras import Cameras  # noqa: E402
 from nerfstudio.data.datasets.base_dataset import InputDataset  # noqa: E402
 from nerfstudio.engine.trainer import TrainerConfig  # noqa: E402
 
-from semdyn import presets  # noqa: E402
 from semdyn.data.nerfstudio_dataparser import SemdynDataParserConfig  # noqa: E402
+from semdyn.data.scene_data import load_scene  # noqa: E402
 from semdyn.method_config import (  # noqa: E402
     semdyn_base_method,
     semdyn_cpu_method,
@@ -34,7 +34,7 @@ from semdyn.scene.build import build_scene, scene_init_from_data  # noqa: E402
 from semdyn.scene.dynamic import DynamicScene  # noqa: E402
 from semdyn.scene.nodes import BACKGROUND_ID, DEFORMABLE_ID, OBJECT_ID0  # noqa: E402
 from semdyn.semantics.training import SemanticsConfig  # noqa: E402
-from semdyn.train.data import load_scene  # noqa: E402
+from semdyn.train import presets  # noqa: E402
 
 TRAIN_STEPS = 6
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from semdyn.data.scene_data import load_scene
 from semdyn.errors import DataFormatError, InputError
 from semdyn.paths import read_camera_path_json, write_camera_path_json
 from semdyn.paths.build import PathOptions, build_path
-from semdyn.train.data import load_scene
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from semdyn.data.scene_data import load_scene
 from semdyn.errors import DataFormatError, InputError
 from semdyn.paths import (
     CameraPath,
@@ -23,7 +24,6 @@ from semdyn.paths import (
 )
 from semdyn.paths.build import PathOptions, build_path
 from semdyn.paths.trajectories import c2w_of, ego_frames
-from semdyn.train.data import load_scene
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))

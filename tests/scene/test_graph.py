@@ -7,8 +7,8 @@ import math
 
 import torch
 
+from semdyn.conventions import quat_from_axis_angle, quat_multiply, quat_to_rotmat
 from semdyn.deform import HexPlaneConfig
-from semdyn.deform.quaternion import quat_from_axis_angle, quat_multiply, quat_to_rotmat
 from semdyn.deform.regularizers import GroupLabels
 from semdyn.scene.build import up_from_cameras
 from semdyn.scene.dynamic import DynamicScene, DynamicSceneConfig

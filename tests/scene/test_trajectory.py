@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from semdyn.deform.quaternion import quat_to_rotmat
+from semdyn.conventions import quat_to_rotmat
 from semdyn.errors import InputError
 from semdyn.scene.nodes.rigid import rotvec_to_quat
 from semdyn.scene.trajectory import bspline_eval, bspline_matrix, fit_bspline, so3_angle, so3_exp

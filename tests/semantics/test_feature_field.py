@@ -7,12 +7,12 @@ from pathlib import Path
 
 import torch
 
+from semdyn.data.scene_data import load_scene
 from semdyn.semantics.clip import ClipConfig, ClipEncoder
 from semdyn.semantics.extract import ExtractConfig, extract_sequence
 from semdyn.semantics.feature_field import LATENT_KEY, FeatureFieldConfig, render_latent
 from semdyn.semantics.query import CANONICAL_NEGATIVES, relevancy
 from semdyn.semantics.training import SemanticsConfig
-from semdyn.train.data import load_scene
 from semdyn.train.trainer import Trainer
 from tests.semantics.test_training import _config
 

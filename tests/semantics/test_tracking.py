@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from semdyn.data.scene_data import load_scene
 from semdyn.errors import InputError
 from semdyn.scene.strategy import get_labels
 from semdyn.semantics.lifting import lift_labels, lift_sparse_votes
@@ -25,7 +26,6 @@ from semdyn.semantics.tracking import (
     track_views,
 )
 from semdyn.semantics.training import SemanticLifter, SemanticsConfig
-from semdyn.train.data import load_scene
 from semdyn.train.trainer import Trainer
 from tests.semantics.test_training import _config, gt_class_cache
 

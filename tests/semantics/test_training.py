@@ -8,13 +8,13 @@ from pathlib import Path
 
 import torch
 
+from semdyn.data.scene_data import load_scene
 from semdyn.export.checkpoint import load_run
-from semdyn.presets import cpu_preset
 from semdyn.scene.strategy import DensifyConfig, get_labels
 from semdyn.semantics.clip import ClipConfig
 from semdyn.semantics.extract import ExtractConfig, extract_sequence
 from semdyn.semantics.training import SemanticsConfig
-from semdyn.train.data import load_scene
+from semdyn.train.presets import cpu_preset
 from semdyn.train.trainer import Trainer
 
 
@@ -115,7 +115,7 @@ def test_cached_gt_maps_are_read_back(tiny_scene: Path, tmp_path: Path, tiny_cli
 
 def test_one_prompt_two_cars_are_two_groups(tiny_scene: Path, tmp_path: Path, tiny_clip_config: Path) -> None:
     """Class-level ID maps (masks=gt-class: every car pixel is the one "car" prompt) become one group per car."""
-    from semdyn.semantics.evaluate import gt_instances
+    from semdyn.tools.grouping import gt_instances
 
     data = load_scene(tiny_scene, 2)
     cache = gt_class_cache(tiny_scene, tmp_path / "c", tiny_clip_config)

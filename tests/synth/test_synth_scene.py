@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from plyfile import PlyData
 
+from semdyn.conventions import OPENGL_TO_OPENCV
 from semdyn.synth import SEMANTIC_CLASSES, SynthConfig, ensure_scene, generate_scene, scene_path
-from semdyn.synth.camera import GL_TO_CV, Intrinsics, project
+from semdyn.synth.camera import Intrinsics, project
 
 
 def _digest(folder: Path) -> str:
@@ -96,7 +97,7 @@ def test_known_point_lands_where_drawn(tiny_scene: Path) -> None:
     rows, cols = np.nonzero(mask == lead["id"])
     d = depth[rows, cols].astype(np.float64)
     cam_cv = np.stack([(cols + 0.5 - intr.cx) / intr.fx * d, (rows + 0.5 - intr.cy) / intr.fy * d, d], axis=-1)
-    world = cam_cv @ (c2w[:3, :3] @ GL_TO_CV).T + c2w[:3, 3]
+    world = cam_cv @ (c2w[:3, :3] @ OPENGL_TO_OPENCV[:3, :3]).T + c2w[:3, 3]
     local = (world - pose[:3, 3]) @ pose[:3, :3]
     half = np.asarray(lead["size"]) / 2
     assert np.all(np.abs(local) <= half + 1e-3)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import torch
 
-from semdyn.presets import PRESETS
 from semdyn.scene.strategy import DensifyConfig
 from semdyn.train import distributed
+from semdyn.train.presets import PRESETS
 from semdyn.train.trainer import TrainConfig, Trainer
 
 

@@ -7,10 +7,10 @@ import dataclasses
 import torch
 
 from semdyn.deform.regularizers import GroupLabels
-from semdyn.presets import cpu_base_preset
 from semdyn.scene.dynamic import DynamicScene, deformation_box
 from semdyn.scene.nodes import BACKGROUND_ID, OBJECT_ID0
 from semdyn.scene.promotion import regroup
+from semdyn.train.presets import cpu_base_preset
 
 TIMES = torch.linspace(0, 1, 11)
 

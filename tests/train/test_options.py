@@ -10,9 +10,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from semdyn.data.scene_data import load_scene
 from semdyn.errors import InputError
 from semdyn.train import cli
-from semdyn.train.data import load_scene
 from semdyn.train.options import validate_train_config
 from semdyn.train.trainer import Trainer
 from tests.train.cli_fuzz import check_command_line, option_lists, run_cli

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from semdyn.data.scene_data import load_scene
 from semdyn.errors import InputError
-from semdyn.presets import static
-from semdyn.train.data import load_scene
+from semdyn.train.presets import static
 from semdyn.train.trainer import Trainer
 from tests.train.test_trainer import _config
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from semdyn.data.scene_data import load_scene
 from semdyn.errors import InputError
 from semdyn.train import cli
-from semdyn.train.data import load_scene
 from semdyn.train.run_dir import LOCK_NAME, RunDirInUseError, claim_run_dir
 from semdyn.train.trainer import Trainer
 from tests.train.test_trainer import _config

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from semdyn.presets import cpu_base_preset
+from semdyn.data.scene_data import load_scene
 from semdyn.scene.strategy import DensifyConfig
-from semdyn.train.data import load_scene
+from semdyn.train.presets import cpu_base_preset
 from semdyn.train.trainer import TrainConfig, Trainer, TrainingDivergedError
 
 

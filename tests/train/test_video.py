@@ -10,8 +10,8 @@ from pathlib import Path
 import imageio.v2 as imageio
 import pytest
 
+from semdyn.data.scene_data import load_scene
 from semdyn.train import evaluate as evaluate_module
-from semdyn.train.data import load_scene
 from semdyn.train.evaluate import render_video
 from semdyn.train.trainer import Trainer
 from tests.train.test_trainer import _config

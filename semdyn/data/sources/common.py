@@ -36,10 +36,8 @@ from rich.progress import track
 from scipy.ndimage import map_coordinates
 from scipy.spatial.transform import Rotation, Slerp
 
+from semdyn.conventions import OPENGL_TO_OPENCV
 from semdyn.errors import DataFormatError, InputError
-
-OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0, 1.0])
-"""Right-multiply an OpenCV camera-to-world (x right, y down, z forward) to get nerfstudio's OpenGL one."""
 
 NEAR_PLANE = 0.05
 """Boxes are clipped at this depth in front of a camera before projection, metres."""
@@ -478,7 +476,7 @@ def _write_into(scene: SourceScene, options: ConvertOptions, root: Path) -> None
                 entry["mask_path"] = f"masks/{frame.camera}/{index:05d}.png"
                 write_png(root / entry["mask_path"], _instance_mask(tracks, time, c2w, camera))
             entry.update(
-                transform_matrix=(c2w @ OPENCV_TO_OPENGL).tolist(),
+                transform_matrix=(c2w @ OPENGL_TO_OPENCV).tolist(),
                 time=float(time),
                 camera=frame.camera,
                 **camera.as_json(),

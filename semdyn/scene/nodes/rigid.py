@@ -22,8 +22,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from semdyn.conventions import quat_multiply, quat_to_rotmat
 from semdyn.deform.group_motion import GroupMotionConfig
-from semdyn.deform.quaternion import quat_multiply, quat_to_rotmat
 from semdyn.errors import InputError
 from semdyn.scene.nodes.base import OBJECT_ID0, GaussianNode, NodeContext, NodeGaussians, ParamGroups
 from semdyn.scene.registration import RegistrationConfig

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from semdyn.data.scene_data import load_scene
 from semdyn.data.sources import write_sequence
 from semdyn.data.sources.kitti import KittiOptions, load
-from semdyn.train.data import load_scene
 from tests.data.sources import kitti_fixture as fx
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
+from semdyn.data.frame_cache import FrameCache
+from semdyn.data.scene_data import load_scene
 from semdyn.errors import DataFormatError, InputError
-from semdyn.presets import cpu_base_preset
-from semdyn.train.data import load_scene
-from semdyn.train.frame_cache import FrameCache
+from semdyn.train.presets import cpu_base_preset
 from semdyn.train.trainer import Trainer
 
 

@@ -20,9 +20,13 @@ from typing import Any, Literal
 
 import torch
 
-from semdyn.presets import cpu_base_preset, full_base_preset, semantic, static
+from semdyn.eval.scene_motion import motion_metrics
+from semdyn.eval.tracks import node_tracks, track_errors
 from semdyn.synth import SynthConfig
-from semdyn.train.trainer import TrainConfig
+from semdyn.tools.grouping import eval_tracks, grouping_scores, gt_instances
+from semdyn.train.evaluate import evaluate, render_frame
+from semdyn.train.presets import cpu_base_preset, full_base_preset, semantic, static
+from semdyn.train.trainer import TrainConfig, Trainer
 
 METHODS = ("static", "semdyn-base", "semdyn")
 """Method names in table order. ``static``: deformation and temporal visibility off (labelled as our model, not
@@ -88,7 +92,6 @@ def _peak_memory_mb(device: torch.device) -> float:
 @torch.no_grad()
 def _render_fps(trainer: Any) -> float:
     """Frames per second rendering the test views at the training resolution."""
-    from semdyn.train.evaluate import render_frame
 
     idx = trainer.data.test_idx.tolist()
     render_frame(trainer.model, trainer.data, idx[0], trainer.device)  # warm-up
@@ -104,10 +107,6 @@ def _render_fps(trainer: Any) -> float:
 
 def run_one(config: TrainConfig, method: str) -> dict[str, Any]:
     """Train one run and measure it (in the calling process)."""
-    from semdyn.eval.scene_motion import motion_metrics
-    from semdyn.semantics.evaluate import eval_tracks, grouping_scores, gt_instances
-    from semdyn.train.evaluate import evaluate
-    from semdyn.train.trainer import Trainer
 
     torch.set_num_threads(int(os.environ.get("SEMDYN_BENCH_THREADS", torch.get_num_threads())))
     trainer = Trainer(config)
@@ -133,8 +132,6 @@ def track_summary(trainer: Any) -> dict[str, Any]:
     """The object nodes' track errors against the ground truth (:mod:`semdyn.eval.tracks`): the mean translation
     error and the largest heading error over the moving objects that a node matched, how many did, and the
     per-object rows (``track_errors``). NaN without objects."""
-    from semdyn.eval.tracks import node_tracks, track_errors
-    from semdyn.semantics.evaluate import eval_tracks
 
     truth = eval_tracks(trainer.data)
     table = trainer.semantics.groups if trainer.semantics is not None else None

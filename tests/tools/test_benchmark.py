@@ -8,12 +8,12 @@ from pathlib import Path
 
 import torch
 
-from semdyn.eval.benchmark import PROFILES, markdown_table, method_config, ratios, write_results
+from semdyn.data.scene_data import load_scene
 from semdyn.eval.scene_motion import motion_metrics
-from semdyn.presets import cpu_base_preset, static
 from semdyn.scene.dynamic import DynamicScene
-from semdyn.semantics.evaluate import eval_tracks
-from semdyn.train.data import load_scene
+from semdyn.tools.benchmark import PROFILES, markdown_table, method_config, ratios, write_results
+from semdyn.tools.grouping import eval_tracks
+from semdyn.train.presets import cpu_base_preset, static
 
 
 def _model(data, deformation: bool) -> DynamicScene:

@@ -9,7 +9,7 @@ An object box stands on the road, so road Gaussians under and around a car fall 
 ``ground_clearance`` of the bottom face of a box that is not ground (road, sidewalk, lane marking) are ambiguous and
 left out too.
 
-    python -m semdyn.semantics.evaluate --load-dir outputs/semdyn-cpu     # a trained cpu-preset run, GT masks
+    python -m semdyn.tools.grouping --load-dir outputs/semdyn-cpu     # a trained cpu-preset run, GT masks
 """
 
 from __future__ import annotations
@@ -28,7 +28,10 @@ from torch import Tensor
 
 from semdyn.eval.grouping import adjusted_rand_index, purity
 from semdyn.eval.motion import ObjectTrack, assign_to_objects
+from semdyn.export.checkpoint import read_checkpoint, run_config
 from semdyn.semantics.training import SemanticsConfig, positions_at_anchor
+from semdyn.train.presets import PRESETS
+from semdyn.train.trainer import Trainer
 
 log = logging.getLogger("semdyn")
 
@@ -56,7 +59,7 @@ def gt_instances(
 
     Args:
         model: a :class:`semdyn.scene.dynamic.DynamicScene`.
-        data: its :class:`semdyn.train.data.SceneData` (normalisation, times, tracks).
+        data: its :class:`semdyn.data.scene_data.SceneData` (normalisation, times, tracks).
         margin: metres added around every box (Gaussians sit on surfaces, the road box is 0.1 m thick).
         dynamic_only: only moving objects' boxes.
         ground_clearance: metres above the bottom face of a non-ground box within which a Gaussian is ambiguous (-1).
@@ -130,9 +133,6 @@ class EvalGroupingConfig:
 def main(cfg: EvalGroupingConfig) -> dict[str, Any]:
     import dataclasses
 
-    from semdyn.export.checkpoint import read_checkpoint, run_config
-    from semdyn.presets import PRESETS
-    from semdyn.train.trainer import Trainer
 
     if cfg.preset is None:
         base = run_config(*read_checkpoint(cfg.load_dir, torch.device("cpu")))

@@ -11,7 +11,7 @@ Memory per frame is kept small, for sequences of a thousand frames (a Waymo segm
 is used), instance masks as uint16 (2 bytes a pixel) and the sparse depth as each frame's list of LiDAR pixels
 (:class:`SparseDepth`, 8 bytes a point), never as dense ``[F, H, W]`` float maps. Whoever reads them iterates the
 frames (training step, lifting, evaluation) and holds one at a time. With ``cache_mb`` the images and masks are not
-held at all but read from disk through a :class:`~semdyn.train.frame_cache.FrameCache` of that many MiB (the
+held at all but read from disk through a :class:`~semdyn.data.frame_cache.FrameCache` of that many MiB (the
 trainer prefetches the next step's images), so host memory no longer grows with the number of frames.
 """
 
@@ -28,13 +28,13 @@ import torch.nn.functional as F
 from rich.progress import track
 from torch import Tensor
 
+from semdyn.conventions import OPENGL_TO_OPENCV
 from semdyn.data import Sequence, compute_normalization, read_points, read_sequence
+from semdyn.data.frame_cache import FrameCache
 from semdyn.data.images import decode_image
 from semdyn.data.sequence import Frame, SceneNormalization
 from semdyn.errors import DataFormatError, InputError
-from semdyn.train.frame_cache import FrameCache
 
-OPENGL_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
 MIN_SIDE = 8
 """Fewest pixels a side of a downscaled image (SSIM and the video need a few)."""
 

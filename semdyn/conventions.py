@@ -1,12 +1,32 @@
-"""Quaternion helpers in the (w, x, y, z) convention that gsplat uses.
+"""The conventions every layer shares, written once: camera axes, the degree-0 SH constant, and quaternions.
 
-All functions are pure, batched over leading dimensions and differentiable.
+- Cameras: sequences on disk (nerfstudio's ``transforms.json``) hold OpenGL camera-to-world matrices (x right,
+  y up, the camera looking down -z); the rasterisers take OpenCV ones (x right, y down, looking down +z). The two
+  differ by :data:`OPENGL_TO_OPENCV` on the right, which is its own inverse:
+  ``c2w_cv = c2w_gl @ OPENGL_TO_OPENCV`` and ``c2w_gl = c2w_cv @ OPENGL_TO_OPENCV``.
+- Colour: a Gaussian's degree-0 spherical-harmonic coefficient ``sh0`` shows the colour ``sh0 * SH_C0 + 0.5``.
+- Quaternions are ``(w, x, y, z)``, as gsplat's; every helper is pure, batched over leading dimensions and
+  differentiable (except :func:`rotmat_to_quat`).
+
+>>> import torch
+>>> q = quat_from_axis_angle(torch.tensor([0.0, 0.0, 1.0]), torch.pi / 2)
+>>> torch.allclose(quat_to_rotmat(q) @ torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 1.0, 0.0]), atol=1e-6)
+True
+>>> bool((OPENGL_TO_OPENCV @ OPENGL_TO_OPENCV == np.eye(4)).all())
+True
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
+
+OPENGL_TO_OPENCV: np.ndarray = np.diag([1.0, -1.0, -1.0, 1.0])
+"""[4, 4] flip of the camera's y and z axes between OpenGL and OpenCV camera-to-world matrices (its own inverse)."""
+
+SH_C0 = 0.28209479177387814
+"""Degree-0 real spherical-harmonic basis constant, 1 / (2 sqrt(pi))."""
 
 
 def quat_identity(n: int, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32) -> Tensor:
