@@ -29,7 +29,7 @@ Group ids are compact indices 0..G-1 (-1 = unlabelled, ignored); the lifting's l
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -38,9 +38,7 @@ from torch import Tensor
 from semdyn.conventions import quat_multiply, quat_normalize, quat_to_rotmat, rotmat_to_quat
 from semdyn.deform.field import Deformation
 from semdyn.errors import InputError
-
-TERM_NAMES: tuple[str, ...] = ("reg_rigid_position", "reg_rigid_rotation", "reg_scale", "reg_static")
-"""The stable names of the terms, as they appear in the loss dict and the logs."""
+from semdyn.shapes import check_shape
 
 
 @dataclass(frozen=True)
@@ -82,19 +80,17 @@ class GroupRegularizerConfig:
     """Only Gaussians whose label confidence is at least this skip the field (a doubtful label keeps its motion)."""
 
     def active_terms(self, step: int) -> tuple[str, ...]:
-        """Names of the terms with a positive weight whose start step has been reached at ``step``."""
-        pairs = (
-            (self.rigid_position_weight, self.rigid_position_start),
-            (self.rigid_rotation_weight, self.rigid_rotation_start),
-            (self.scale_weight, self.scale_start),
-            (self.static_weight, self.static_start),
-        )
-        return tuple(name for name, (w, s) in zip(TERM_NAMES, pairs) if w > 0 and step >= s)
+        """Names of the terms (in :data:`GROUP_TERMS` order) with a positive weight whose start step has been reached
+        at ``step``."""
+        return tuple(t.name for t in GROUP_TERMS if self.weight(t.name) > 0 and step >= self.start(t.name))
 
     def weight(self, name: str) -> float:
-        """The weight of term ``name`` (one of :data:`TERM_NAMES`)."""
-        key = {"reg_rigid_position": "rigid_position", "reg_rigid_rotation": "rigid_rotation"}.get(name, name[4:])
-        return float(getattr(self, f"{key}_weight"))
+        """The weight of term ``name`` (the field ``<key>_weight`` of its :data:`GROUP_TERMS` entry)."""
+        return float(getattr(self, f"{group_term(name).key}_weight"))
+
+    def start(self, name: str) -> int:
+        """The first step of term ``name`` (the field ``<key>_start`` of its :data:`GROUP_TERMS` entry)."""
+        return int(getattr(self, f"{group_term(name).key}_start"))
 
 
 @dataclass(frozen=True)
@@ -127,6 +123,53 @@ class RigidFit:
     """[T, G, 3] weighted centroid of each group's deformed centres; the motion is y = rot (x - src) + dst."""
 
 
+@dataclass(frozen=True)
+class TermInputs:
+    """What a term's function reads: the covered Gaussians (N' of the N) at T times."""
+
+    means: Tensor
+    """[N', 3] canonical centres (scene units)."""
+    dx: Tensor
+    """[T, N', 3] position deltas (scene units)."""
+    dr: Tensor
+    """[T, N', 4] rotation deltas (unit quaternions, w first)."""
+    ds: Tensor
+    """[T, N', 3] log-scale deltas."""
+    ids: Tensor
+    """[N'] group index (-1 = unlabelled)."""
+    weights: dict[str, Tensor]
+    """[N'] per-Gaussian weights of each part (see :func:`term_weights`)."""
+    num_groups: int
+    """G."""
+    fit: RigidFit | None
+    """The groups' best rigid motions; set whenever a term with ``uses_fit`` is computed."""
+
+    def rigid_fit(self) -> RigidFit:
+        if self.fit is None:
+            raise RuntimeError("a term that uses the rigid fit was computed without it")
+        return self.fit
+
+
+@dataclass(frozen=True)
+class GroupTerm:
+    """One object-wise regularizer. Adding one is an entry in :data:`GROUP_TERMS` plus its two config fields
+    ``<key>_weight`` and ``<key>_start`` on :class:`GroupRegularizerConfig` (``tests/deform`` checks both exist)."""
+
+    name: str
+    """Its name in the loss dict and the logs (``reg_...``)."""
+    key: str
+    """Prefix of its weight and start-step fields on :class:`GroupRegularizerConfig`."""
+    parts: tuple[str, ...]
+    """The per-Gaussian weights it reads (keys of :func:`term_weights`): the Gaussians it covers."""
+    pairs: bool
+    """True: it scores the motion between two times (the rendered one and a sampled one); False: the deformation at
+    each sampled time."""
+    uses_fit: bool
+    """It needs the groups' rigid fit (:func:`fit_rigid`)."""
+    fn: Callable[[TermInputs], Tensor]
+    """The unweighted term, a scalar."""
+
+
 # ---------------------------------------------------------------------------------------------------- checks
 
 
@@ -134,34 +177,12 @@ def _describe(x: object) -> str:
     return f"shape {list(x.shape)} {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
 
 
-def _leading(x: object, dims: int, axis: int = 0) -> int:
-    """Size of axis ``axis`` of x when x is a tensor with ``dims`` dimensions, else -1 (which no shape matches)."""
-    return int(x.shape[axis]) if isinstance(x, Tensor) and x.dim() == dims else -1
+def _ids(ids: object, dims: dict[str, int]) -> Tensor:
+    return check_shape(ids, "[N]", "group_ids", dims=dims, dtype=torch.int64)
 
 
-def _check_float(x: object, name: str, shape: tuple[int, ...], pattern: str) -> Tensor:
-    """Return x if it is a floating tensor of ``shape`` (-1 = unknown, never matches), else raise naming it."""
-    if not isinstance(x, Tensor) or not x.is_floating_point() or tuple(x.shape) != shape:
-        letters = pattern.strip("[]").split(", ")
-        expected = ", ".join(letter if size < 0 else str(size) for letter, size in zip(letters, shape))
-        raise InputError(
-            f"{name} must be a floating-point tensor of shape {pattern} = [{expected}], got {_describe(x)}"
-        )
-    return x
-
-
-def _check_ids(ids: object, n: int) -> Tensor:
-    if not isinstance(ids, Tensor) or ids.dtype != torch.int64 or tuple(ids.shape) != (n,):
-        raise InputError(
-            f"group_ids must be an int64 tensor of shape [N] = [{n}] (-1 = unlabelled), got {_describe(ids)}"
-        )
-    return ids
-
-
-def _check_weights(weights: object, n: int) -> Tensor:
-    if not isinstance(weights, Tensor) or not weights.is_floating_point() or tuple(weights.shape) != (n,):
-        raise InputError(f"weights must be a floating-point tensor of shape [N] = [{n}], got {_describe(weights)}")
-    return weights
+def _weights(weights: object, dims: dict[str, int], name: str = "weights") -> Tensor:
+    return check_shape(weights, "[N]", name, dims=dims, floating=True)
 
 
 def _check_same_device(device: torch.device, **tensors: Tensor) -> None:
@@ -172,11 +193,9 @@ def _check_same_device(device: torch.device, **tensors: Tensor) -> None:
 
 def check_labels(labels: GroupLabels, n: int, device: torch.device) -> None:
     """Raise :class:`InputError` unless ``labels`` fit N Gaussians on ``device`` (one host sync, for the id range)."""
-    _check_ids(labels.ids, n)
-    if not isinstance(labels.conf, Tensor) or not labels.conf.is_floating_point() or labels.conf.shape != (n,):
-        raise InputError(
-            f"group_conf must be a floating-point tensor of shape [N] = [{n}], got {_describe(labels.conf)}"
-        )
+    dims = {"N": n}
+    _ids(labels.ids, dims)
+    _weights(labels.conf, dims, "group_conf")
     static, rigid = labels.is_static, labels.is_rigid
     if not isinstance(static, Tensor) or static.dtype != torch.bool or static.dim() != 1:
         raise InputError(f"group_is_static must be a bool tensor of shape [G], got {_describe(static)}")
@@ -269,14 +288,14 @@ def fit_rigid(
     Returns:
         The :class:`RigidFit`, detached, in the dtype of ``src``.
     """
-    n = _leading(src, 2)
-    _check_float(src, "src", (n, 3), "[N, 3]")
-    _check_float(dst, "dst", (_leading(dst, 3), n, 3), "[T, N, 3]")
-    _check_ids(ids, n)
-    _check_weights(weights, n)
+    dims: dict[str, int] = {}
+    check_shape(src, "[N, 3]", "src", dims=dims, floating=True)
+    check_shape(dst, "[T, N, 3]", "dst", dims=dims, floating=True)
+    _ids(ids, dims)
+    _weights(weights, dims)
     a, b = fit_weights
     if b > 0:
-        _check_float(dr, "dr", (dst.shape[0], n, 4), "[T, N, 4]")
+        check_shape(dr, "[T, N, 4]", "dr", dims=dims, floating=True)
     with torch.no_grad():
         src, dst, w = src.detach(), dst.detach(), weights.detach().to(src.dtype)
         w = torch.where(ids < 0, torch.zeros_like(w), w)[:, None]  # [N, 1]
@@ -324,11 +343,11 @@ def rigid_position_loss(means: Tensor, dx: Tensor, fit: RigidFit, ids: Tensor, w
     Returns:
         Scalar: sum_{t,i} w_i |x_i + dx_ti - (R_tg (x_i - c_g) + d_tg)|^2 / (T sum_i w_i); 0 when no weight.
     """
-    n, t = _leading(means, 2), _leading(dx, 3)
-    _check_float(means, "means", (n, 3), "[N, 3]")
-    _check_float(dx, "dx", (t, n, 3), "[T, N, 3]")
-    _check_ids(ids, n)
-    _check_weights(weights, n)
+    dims: dict[str, int] = {}
+    check_shape(means, "[N, 3]", "means", dims=dims, floating=True)
+    check_shape(dx, "[T, N, 3]", "dx", dims=dims, floating=True)
+    _ids(ids, dims)
+    _weights(weights, dims)
     zero = means.new_zeros(3)
     rot = _gather(fit.rot, ids, torch.eye(3, dtype=means.dtype, device=means.device))  # [T, N, 3, 3]
     p = means - _gather(fit.src_centroid, ids, zero)
@@ -349,10 +368,10 @@ def rigid_rotation_loss(dr: Tensor, fit: RigidFit, ids: Tensor, weights: Tensor)
         Scalar: the weighted mean over Gaussians and times of |R(dr) - R_group|_F^2 / 8 = sin^2(angle / 2),
         computed as 1 - (q_group . dr)^2 / |dr|^2 with the group rotation as a unit quaternion.
     """
-    n, t = _leading(ids, 1), _leading(dr, 3)
-    _check_ids(ids, n)
-    _check_float(dr, "dr", (t, n, 4), "[T, N, 4]")
-    _check_weights(weights, n)
+    dims: dict[str, int] = {}
+    _ids(ids, dims)
+    check_shape(dr, "[T, N, 4]", "dr", dims=dims, floating=True)
+    _weights(weights, dims)
     group_quat = rotmat_to_quat(fit.rot.double()).to(dr.dtype)  # [T, G, 4]
     q = _gather(group_quat, ids, torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=dr.dtype, device=dr.device))
     per = (1.0 - (q * dr).sum(-1).square() / dr.square().sum(-1).clamp_min(1e-12)).clamp_min(0.0)
@@ -373,11 +392,11 @@ def scale_loss(ds: Tensor, ids: Tensor, zero_weights: Tensor, agree_weights: Ten
         ``agree_weights``-weighted group mean (held constant: the gradient is the same, as the weighted
         deviations from the mean sum to 0).
     """
-    n, t = _leading(ids, 1), _leading(ds, 3)
-    _check_ids(ids, n)
-    _check_float(ds, "ds", (t, n, 3), "[T, N, 3]")
-    w0 = _masked_weights(_check_weights(zero_weights, n), ids, ds.dtype)
-    w1 = _masked_weights(_check_weights(agree_weights, n), ids, ds.dtype)
+    dims: dict[str, int] = {}
+    _ids(ids, dims)
+    check_shape(ds, "[T, N, 3]", "ds", dims=dims, floating=True)
+    w0 = _masked_weights(_weights(zero_weights, dims), ids, ds.dtype)
+    w1 = _masked_weights(_weights(agree_weights, dims), ids, ds.dtype)
     with torch.no_grad():
         wsum = segment_sum(w1[:, None], ids, num_groups).clamp_min(torch.finfo(ds.dtype).tiny)
         mean = segment_sum(w1[:, None] * ds, ids, num_groups) / wsum  # [T, G, 3]
@@ -396,11 +415,11 @@ def static_loss(dx: Tensor, dr: Tensor, ds: Tensor, weights: Tensor) -> Tensor:
     Returns:
         Scalar weighted mean over Gaussians and times; 0 for the identity deformation.
     """
-    t, n = _leading(dx, 3), _leading(dx, 3, axis=1)
-    _check_float(dx, "dx", (t, n, 3), "[T, N, 3]")
-    _check_float(dr, "dr", (t, n, 4), "[T, N, 4]")
-    _check_float(ds, "ds", (t, n, 3), "[T, N, 3]")
-    _check_weights(weights, n)
+    dims: dict[str, int] = {}
+    check_shape(dx, "[T, N, 3]", "dx", dims=dims, floating=True)
+    check_shape(dr, "[T, N, 4]", "dr", dims=dims, floating=True)
+    check_shape(ds, "[T, N, 3]", "ds", dims=dims, floating=True)
+    _weights(weights, dims)
     angle = (1.0 - dr[..., 0].square() / dr.square().sum(-1).clamp_min(1e-12)).clamp_min(0.0)  # sin^2(angle / 2)
     per = dx.square().sum(-1) + angle + ds.square().sum(-1)
     return _weighted_mean(per, weights.to(dx.dtype))
@@ -430,6 +449,50 @@ def term_weights(
     }
 
 
+GROUP_TERMS: tuple[GroupTerm, ...] = (
+    GroupTerm(
+        "reg_rigid_position", "rigid_position", ("motion",), pairs=True, uses_fit=True,
+        fn=lambda x: rigid_position_loss(x.means, x.dx, x.rigid_fit(), x.ids, x.weights["motion"]),
+    ),
+    GroupTerm(
+        "reg_rigid_rotation", "rigid_rotation", ("motion",), pairs=True, uses_fit=True,
+        fn=lambda x: rigid_rotation_loss(x.dr, x.rigid_fit(), x.ids, x.weights["motion"]),
+    ),
+    GroupTerm(
+        "reg_scale", "scale", ("scale_zero", "scale_agree"), pairs=False, uses_fit=False,
+        fn=lambda x: scale_loss(x.ds, x.ids, x.weights["scale_zero"], x.weights["scale_agree"], x.num_groups),
+    ),
+    GroupTerm(
+        "reg_static", "static", ("static",), pairs=False, uses_fit=False,
+        fn=lambda x: static_loss(x.dx, x.dr, x.ds, x.weights["static"]),
+    ),
+)  # fmt: skip
+"""Every object-wise regularizer, in the order of the loss dict."""
+
+TERM_NAMES: tuple[str, ...] = tuple(t.name for t in GROUP_TERMS)
+"""The stable names of the terms, as they appear in the loss dict and the logs."""
+
+PAIR_TERMS: tuple[str, ...] = tuple(t.name for t in GROUP_TERMS if t.pairs)
+"""The terms that score the motion between two times."""
+
+PER_TIME_TERMS: tuple[str, ...] = tuple(t.name for t in GROUP_TERMS if not t.pairs)
+"""The terms that score the deformation at each sampled time."""
+
+
+def group_term(name: str) -> GroupTerm:
+    """The :data:`GROUP_TERMS` entry called ``name``; an unknown name is an :class:`InputError` listing the terms."""
+    for term in GROUP_TERMS:
+        if term.name == name:
+            return term
+    raise InputError(f"unknown regularizer term {name!r}; the terms are {list(TERM_NAMES)}")
+
+
+def config_fields_of_terms() -> set[str]:
+    """The :class:`GroupRegularizerConfig` fields the table names (``<key>_weight``, ``<key>_start``); each must
+    exist (checked by the tests, so that a term cannot be silently weightless)."""
+    return {f"{t.key}_{what}" for t in GROUP_TERMS for what in ("weight", "start")}
+
+
 def stack_deformations(deformations: Sequence[Deformation], n: int) -> tuple[Tensor, Tensor, Tensor]:
     """(dx [T, N, 3], dr [T, N, 4], ds [T, N, 3]) from T deformations of N Gaussians (T >= 1)."""
     if len(deformations) == 0:
@@ -438,7 +501,7 @@ def stack_deformations(deformations: Sequence[Deformation], n: int) -> tuple[Ten
         if not isinstance(d, Deformation):
             raise InputError(f"deformations[{k}] must be a Deformation, got {type(d).__name__}")
         for name, value, width in (("dx", d.dx, 3), ("dr", d.dr, 4), ("ds", d.ds, 3)):
-            _check_float(value, f"deformations[{k}].{name}", (n, width), f"[N, {width}]")
+            check_shape(value, f"[N, {width}]", f"deformations[{k}].{name}", dims={"N": n}, floating=True)
     return (
         torch.stack([d.dx for d in deformations]),
         torch.stack([d.dr for d in deformations]),
@@ -476,7 +539,7 @@ def group_regularizer_terms(
     Returns:
         {name: scalar tensor} in the order of ``terms``.
     """
-    n = _check_float(means, "means", (_leading(means, 2), 3), "[N, 3]").shape[0]
+    n = check_shape(means, "[N, 3]", "means", floating=True).shape[0]
     unknown = [t for t in terms if t not in TERM_NAMES]
     if unknown:
         raise InputError(f"unknown regularizer term(s) {unknown}; the terms are {list(TERM_NAMES)}")
@@ -485,37 +548,25 @@ def group_regularizer_terms(
     _check_same_device(means.device, dx=dx, dr=dr, ds=ds)
     w = term_weights(labels, nonrigid_factor, means.dtype, static_below_conf)
     ids, g = labels.ids, labels.num_groups
+    asked = [group_term(name) for name in terms]
     # Work on the Gaussians some asked-for term covers only (typically the dynamic minority): one host sync.
-    parts = {"reg_rigid_position": ("motion",), "reg_rigid_rotation": ("motion",), "reg_static": ("static",)}
-    parts["reg_scale"] = ("scale_zero", "scale_agree")
     covered = torch.zeros(n, dtype=torch.bool, device=means.device)
-    for part in {p for name in terms for p in parts[name]}:
+    for part in {p for term in asked for p in term.parts}:
         covered |= w[part] > 0
     index = covered.nonzero().squeeze(1)
     if fit_scale is not None:
-        fit_scale = _check_weights(fit_scale, n).to(means.dtype)
+        fit_scale = _weights(fit_scale, {"N": n}, "fit_scale").to(means.dtype)
     if len(index) < n:
         means, ids = means.index_select(0, index), ids.index_select(0, index)
         fit_scale = None if fit_scale is None else fit_scale.index_select(0, index)
         dx, dr, ds = (x.index_select(1, index) for x in (dx, dr, ds))
         w = {k: v.index_select(0, index) for k, v in w.items()}
-    out: dict[str, Tensor] = {}
     fit: RigidFit | None = None
-    if "reg_rigid_position" in terms or "reg_rigid_rotation" in terms:
+    if any(term.uses_fit for term in asked):
         fit_w = w["motion"] if fit_scale is None else w["motion"] * fit_scale
         fit = fit_rigid(means, means + dx, ids, fit_w, g, dr=dr, fit_weights=fit_weights)
-    for name in terms:
-        if name == "reg_rigid_position":
-            assert fit is not None  # fitted above whenever a rigid term is asked for
-            out[name] = rigid_position_loss(means, dx, fit, ids, w["motion"])
-        elif name == "reg_rigid_rotation":
-            assert fit is not None
-            out[name] = rigid_rotation_loss(dr, fit, ids, w["motion"])
-        elif name == "reg_scale":
-            out[name] = scale_loss(ds, ids, w["scale_zero"], w["scale_agree"], g)
-        else:
-            out[name] = static_loss(dx, dr, ds, w["static"])
-    return out
+    inputs = TermInputs(means=means, dx=dx, dr=dr, ds=ds, ids=ids, weights=w, num_groups=g, fit=fit)
+    return {term.name: term.fn(inputs) for term in asked}
 
 
 def group_regularizer_losses(

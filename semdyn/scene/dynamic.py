@@ -26,9 +26,11 @@ from torch import Tensor, nn
 
 from semdyn import losses
 from semdyn.conventions import quat_identity
-from semdyn.deform import HexPlaneConfig, MLPDeformConfig
+from semdyn.deform import DeformConfig, HexPlaneConfig
 from semdyn.deform.field import Deformation, DeformationField
 from semdyn.deform.regularizers import (
+    PAIR_TERMS,
+    PER_TIME_TERMS,
     GroupLabels,
     GroupRegularizerConfig,
     covered_mask,
@@ -117,7 +119,7 @@ class DynamicSceneConfig:
 
     init: GaussianInitConfig = field(default_factory=GaussianInitConfig)
     """Initial Gaussians."""
-    deformation: HexPlaneConfig | MLPDeformConfig | None = field(default_factory=HexPlaneConfig)
+    deformation: DeformConfig | None = field(default_factory=HexPlaneConfig)
     """The deformation field; None gives a static model (the baseline)."""
     visibility: VisibilityConfig | None = field(default_factory=VisibilityConfig)
     """Temporal visibility of the Gaussians; None: every Gaussian is visible at all times."""
@@ -496,14 +498,14 @@ class DynamicScene(nn.Module):
             torch.where(mask[:, None], first.dr, quat_identity(len(means), device=means.device, dtype=means.dtype)),
             torch.where(mask[:, None], first.ds, torch.zeros_like(first.ds)),
         )
-        terms = group_regularizer_losses(cfg, step, means, [first, *seconds], labels, ("reg_scale", "reg_static"))
+        terms = group_regularizer_losses(cfg, step, means, [first, *seconds], labels, PER_TIME_TERMS)
         vis1 = self.visibility_at(t1)
         for t2, second in zip(others, seconds):
             vis2 = self.visibility_at(t2)
             fit_scale = None if vis1 is None or vis2 is None else (vis1 * vis2).detach()
             rigid = group_regularizer_losses(
                 cfg, step, means + first.dx, [relative_deformation(first, second)], labels,
-                ("reg_rigid_position", "reg_rigid_rotation"), fit_scale,
+                PAIR_TERMS, fit_scale,
             )  # fmt: skip
             for name, value in rigid.items():
                 terms[name] = terms.get(name, 0.0) + value / len(others)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -12,9 +13,13 @@ from hypothesis import strategies as st
 from semdyn.conventions import quat_from_axis_angle, quat_to_rotmat
 from semdyn.deform import Deformation, HexPlaneConfig, HexPlaneField
 from semdyn.deform.regularizers import (
+    GROUP_TERMS,
+    PAIR_TERMS,
+    PER_TIME_TERMS,
     TERM_NAMES,
     GroupLabels,
     GroupRegularizerConfig,
+    config_fields_of_terms,
     covered_mask,
     deform_mask_from_groups,
     fit_rigid,
@@ -461,3 +466,16 @@ def test_fit_scale_lets_the_visible_members_decide_the_motion() -> None:
     loss.backward()
     assert torch.allclose(dx.grad[visible], torch.zeros(n // 2, 3), atol=1e-6)
     assert bool((dx.grad[~visible][:, 0] < 0).all())  # the hidden half is pushed to follow (+x)
+
+
+def test_every_term_of_the_table_has_its_config_fields_and_every_weight_field_a_term() -> None:
+    names = {f.name for f in dataclasses.fields(GroupRegularizerConfig)}
+    assert config_fields_of_terms() <= names, sorted(config_fields_of_terms() - names)
+    weights = {n for n in names if n.endswith("_weight")}
+    assert weights == {f"{t.key}_weight" for t in GROUP_TERMS}, "a weight field without a term is never applied"
+    assert set(PAIR_TERMS) | set(PER_TIME_TERMS) == set(TERM_NAMES) and not set(PAIR_TERMS) & set(PER_TIME_TERMS)
+
+
+def test_an_unknown_term_is_named() -> None:
+    with pytest.raises(InputError, match="reg_nothing"):
+        GroupRegularizerConfig().weight("reg_nothing")
