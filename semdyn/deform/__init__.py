@@ -5,21 +5,16 @@
 and :func:`apply_deformation` applies it.
 """
 
-# field first: it defines the base classes that hexplane and mlp subclass, then imports them.
-from semdyn.deform.field import (  # isort: skip
-    DeformConfig,
-    Deformation,
-    DeformationField,
-    apply_deformation,
-    make_deformation,
-)
+from semdyn.deform.field import Deformation, DeformationField, FieldConfig, apply_deformation, make_deformation
 from semdyn.deform.hexplane import HexPlaneConfig, HexPlaneField
 from semdyn.deform.mlp import MLPDeformConfig, MLPDeformField
+from semdyn.deform.registry import DeformConfig
 
 __all__ = [
     "DeformConfig",
     "Deformation",
     "DeformationField",
+    "FieldConfig",
     "HexPlaneConfig",
     "HexPlaneField",
     "MLPDeformConfig",

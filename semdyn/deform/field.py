@@ -2,14 +2,14 @@
 
 A deformation field maps canonical Gaussian centres and a time to per-Gaussian deltas of position,
 rotation and log-scale (:class:`Deformation`). :func:`apply_deformation` turns canonical Gaussians into
-the Gaussians at that time. Two fields exist: :class:`~semdyn.deform.hexplane.HexPlaneField`
-(4DGaussians, the default) and :class:`~semdyn.deform.mlp.MLPDeformField` (Deformable-3DGS, an ablation),
-built from their configs by :func:`make_deformation`.
+the Gaussians at that time. Each model's config builds its own field (``config.setup(aabb)``, through
+:func:`make_deformation`); the models are listed once, in :mod:`semdyn.deform.registry`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -216,25 +216,22 @@ def apply_deformation(
     return means + d.dx, quat_multiply(quat_normalize(d.dr), quats), log_scales + d.ds
 
 
-# The concrete fields subclass DeformationField above, so they are imported after it. The package
-# __init__ imports this module first, which makes this order hold however semdyn.deform is entered.
-from semdyn.deform.hexplane import HexPlaneConfig, HexPlaneField  # noqa: E402
-from semdyn.deform.mlp import MLPDeformConfig, MLPDeformField  # noqa: E402
+@runtime_checkable
+class FieldConfig(Protocol):
+    """What a deformation model's config provides: it builds its own field (nerfstudio's ``setup`` pattern)."""
 
-DeformConfig = HexPlaneConfig | MLPDeformConfig
-"""Config of any deformation field (tyro shows it as one subcommand per field)."""
+    def setup(self, aabb: Tensor) -> DeformationField:
+        """The field over the scene box ``aabb`` [2, 3] (min row, max row; scene units), on the CPU."""
+        ...
 
 
-def make_deformation(config: DeformConfig, aabb: Tensor) -> DeformationField:
-    """Build the field described by ``config`` over the scene box ``aabb`` [2, 3] (min row, max row; scene units).
+def make_deformation(config: FieldConfig, aabb: Tensor) -> DeformationField:
+    """Build the field described by ``config`` (any config of :data:`semdyn.deform.registry.DeformConfig`) over the
+    scene box ``aabb`` [2, 3] (min row, max row; scene units).
 
     Returns the field on the device of ``aabb``.
     """
     aabb = check_aabb(aabb)
-    if isinstance(config, HexPlaneConfig):
-        field: DeformationField = HexPlaneField(config, aabb)
-    elif isinstance(config, MLPDeformConfig):
-        field = MLPDeformField(config, aabb)
-    else:
-        raise InputError(f"config must be a HexPlaneConfig or MLPDeformConfig, got {type(config).__name__}")
-    return field.to(aabb.device)
+    if not isinstance(config, FieldConfig):
+        raise InputError(f"config must be a deformation model's config (with setup), got {type(config).__name__}")
+    return config.setup(aabb).to(aabb.device)

@@ -58,6 +58,10 @@ class HexPlaneConfig:
     deform_scale: bool = True
     """Predict the log-scale delta ds (off: ds = 0)."""
 
+    def setup(self, aabb: Tensor) -> HexPlaneField:
+        """The field over the scene box ``aabb`` [2, 3] (scene units)."""
+        return HexPlaneField(self, aabb)
+
     def validate(self) -> None:
         """Raise :class:`InputError` naming the first option out of range."""
         checks = [

@@ -44,6 +44,10 @@ class MLPDeformConfig:
         """A CPU preset: 4 layers of 64 with a skip after layer 2 (about 40x fewer FLOPs than the default)."""
         return cls(depth=4, width=64, skip_layers=(2,))
 
+    def setup(self, aabb: Tensor) -> MLPDeformField:
+        """The field over the scene box ``aabb`` [2, 3] (scene units)."""
+        return MLPDeformField(self, aabb)
+
     def validate(self) -> None:
         """Raise :class:`InputError` naming the first option out of range."""
         checks = [

@@ -88,7 +88,12 @@ class DeformableNode(GaussianNode):
         terms: dict[str, Tensor] = {}
         if self.field is not None:
             for name, value in self.field.regularization().items():
-                weight = self.field_weights.get(name, 0.0)
+                if name not in self.field_weights:  # a new field's term without a weight is never silently dropped
+                    raise RuntimeError(
+                        f"the deformation field's regularizer {name!r} has no weight: give it a LossWeights field and "
+                        f"map it in DeformableNode.build (weighted terms: {sorted(self.field_weights)})"
+                    )
+                weight = self.field_weights[name]
                 if weight > 0:
                     terms[name] = weight * value
         if self.velocity_weight > 0 and "velocity" in params and rows.numel() > 0:
