@@ -15,36 +15,22 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Union
 
 import tyro
 from rich.console import Console
 
-from semdyn.data.sources import write_sequence
-from semdyn.data.sources.images import ImagesOptions
-from semdyn.data.sources.kitti import KittiOptions
-from semdyn.data.sources.nuscenes import NuScenesOptions
-from semdyn.data.sources.waymo import WaymoOptions
+from semdyn.data.sources import ConvertOptions, write_sequence
+from semdyn.data.sources.registry import SOURCES, source_of
 from semdyn.errors import SemdynError
 
-Options = (
-    Annotated[WaymoOptions, tyro.conf.subcommand("waymo")]
-    | Annotated[NuScenesOptions, tyro.conf.subcommand("nuscenes")]
-    | Annotated[KittiOptions, tyro.conf.subcommand("kitti")]
-    | Annotated[ImagesOptions, tyro.conf.subcommand("images")]
-)
+Options = Union[tuple(Annotated[s.options, tyro.conf.subcommand(name)] for name, s in SOURCES.items())]  # noqa: UP007
+"""One subcommand per converter of :data:`semdyn.data.sources.registry.SOURCES`."""
 
 
-def main(options: WaymoOptions | NuScenesOptions | KittiOptions | ImagesOptions) -> Path:
+def main(options: ConvertOptions) -> Path:
     """Read the dataset, write the sequence, print where it went."""
-    if isinstance(options, WaymoOptions):
-        from semdyn.data.sources import waymo as source
-    elif isinstance(options, NuScenesOptions):
-        from semdyn.data.sources import nuscenes as source
-    elif isinstance(options, ImagesOptions):
-        from semdyn.data.sources import images as source
-    else:
-        from semdyn.data.sources import kitti as source
+    source = source_of(options)
     start = time.perf_counter()
     scene = source.load(options)
     path = write_sequence(scene, options)
