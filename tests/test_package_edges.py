@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[1] / "semdyn"
 LAYERS: dict[str, int] = {
     # foundations
     "errors": 0,
+    "shapes": 1,
     "conventions": 0,
     "ops": 1,
     "outputs": 1,
