@@ -1,6 +1,6 @@
 """The three methods (semdyn, semdyn-base, static) on converted real sequences: held-out PSNR / SSIM and the
 dynamic-region PSNR over the sequence's object masks, as a markdown table; test renders, the test video and, for
-semdyn, a group-overlay video of the training trajectory.
+semdyn, a group-overlay video along the drive.
 
 Each run is its own process (`semdyn-train <preset> --data <seq>`), written to
 ``<output-dir>/real-<sequence>-<preset>``; a run folder that already holds finished metrics is read, not retrained
@@ -46,7 +46,8 @@ class Args:
     retrain: bool = False
     """Train again where a run folder already holds metrics.json (its old run is removed)."""
     group_video: bool = True
-    """Render semdyn's groups over the images along the training trajectory (scripts/render.py dataset)."""
+    """Render semdyn's groups over its images along the drive, in time (scripts/render.py interpolate: a spline
+    through the ego poses, 120 frames)."""
 
 
 def _run(cmd: list[str], log: Path) -> None:
@@ -85,9 +86,9 @@ def main(args: Args) -> None:
                 cmd += ["--downscale", str(args.downscale)] + (["--overwrite"] if run.exists() else [])
                 _run(cmd, args.output_dir / f"{name}.log")
             metrics = json.loads(metrics_path.read_text())
-            if preset == "cpu" and args.group_video and not (run / "renders" / "dataset").is_dir():
-                cmd = [sys.executable, str(Path(__file__).with_name("render.py")), "dataset", "--checkpoint", str(run)]
-                cmd += ["--outputs", "rgb", "groups"]
+            if preset == "cpu" and args.group_video and not (run / "renders" / "interpolate").is_dir():
+                cmd = [sys.executable, str(Path(__file__).with_name("render.py")), "interpolate"]
+                cmd += ["--checkpoint", str(run), "--outputs", "rgb", "groups"]
                 _run(cmd, args.output_dir / f"{name}-render.log")
             rows.append((seq.name, len(sequence.frames), dynamic, NAMES[preset], metrics))
     print(HEADER)
