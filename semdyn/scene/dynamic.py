@@ -484,6 +484,8 @@ class DynamicScene(nn.Module):
         node = self.deformable
         if node is None or node.field is None or labels is None or len(labels.ids) != len(means):
             return {}
+        if labels.num_groups == 0:  # nothing was lifted (a drive without objects)
+            return {}
         if not cfg.active_terms(step):
             return {}
         g, t1 = outputs["gaussians"], float(outputs["time"])

@@ -148,7 +148,7 @@ def regroup(
     changed = dissolved.clone()
     moving_groups = torch.zeros(0, dtype=torch.int64, device=old.device)
     paths = None
-    if labels is not None and len(labels.ids) == n and scene.deformable is not None:
+    if labels is not None and labels.num_groups > 0 and len(labels.ids) == n and scene.deformable is not None:
         if scene.config.groups.skip_static_deformation:
             ids[~deform_mask_from_groups(labels, scene.config.groups.static_skip_min_conf)] = BACKGROUND_ID
         if node is not None and scene.deformable.field is not None:

@@ -126,9 +126,18 @@ def load_cached_id_maps(cache_dir: Path, data: Any) -> Tensor:
 
 
 def _objects_groups(data: Any) -> SemanticGroups:
+    """One group per object of the sequence's ``objects``. A sequence without objects is fine when its masks hold
+    no instance (a drive in which the converter found nothing that moves: nothing is lifted, every Gaussian stays in
+    the deformable node); masks with instances but no objects to name them are refused."""
     objs = data.sequence.objects
     if not objs:
-        raise DataFormatError(data.sequence.transforms_path, "ground-truth masks need 'objects' to name the groups")
+        if any(bool((data.mask(i) > 0).any()) for i in range(data.num_frames)):
+            raise DataFormatError(
+                data.sequence.transforms_path,
+                "the instance masks hold instances but 'objects' names none of them; add the objects list "
+                "(id, class, dynamic) or train without --semantics.masks gt",
+            )
+        log.info("semantics: the sequence has no objects and its masks no instance: nothing to lift")
     return groups_from_objects([o.id for o in objs], [o.label for o in objs], [o.dynamic for o in objs])
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pytest
 import torch
 
 from semdyn.data.scene_data import load_scene
+from semdyn.errors import DataFormatError
 from semdyn.export.checkpoint import load_run
 from semdyn.scene.strategy import DensifyConfig, get_labels
 from semdyn.semantics.clip import ClipConfig
@@ -134,3 +136,21 @@ def test_one_prompt_two_cars_are_two_groups(tiny_scene: Path, tmp_path: Path, ti
         ids = ids[ids >= 0]
         if len(ids) >= 10:
             assert torch.bincount(ids).max() >= 0.8 * len(ids)
+
+
+def test_a_sequence_without_objects_trains_with_nothing_lifted(tiny_scene: Path, tmp_path: Path) -> None:
+    """A drive in which the converter found nothing that moves (no objects, empty masks) trains: the lift finds
+    no group and every Gaussian stays deformable; masks with instances but no objects are refused in one sentence."""
+    data = load_scene(tiny_scene, 2)
+    assert data.instance_masks is not None
+    sequence = dataclasses.replace(data.sequence, objects=())
+    empty = dataclasses.replace(data, sequence=sequence, instance_masks=torch.zeros_like(data.instance_masks))
+    sem = SemanticsConfig(lift_start=3, lift_every=4, topk=4, min_conf=0.0)
+    trainer = Trainer(_config(tiny_scene, tmp_path / "empty", 8, sem), empty)
+    trainer.train()
+    labels = trainer.group_labels()
+    assert labels is None or not bool((labels.ids >= 0).any())
+    assert trainer.model.objects is None or trainer.model.objects.num_objects == 0
+    unnamed = dataclasses.replace(data, sequence=sequence)
+    with pytest.raises(DataFormatError, match="names none of them"):
+        Trainer(_config(tiny_scene, tmp_path / "unnamed", 8, sem), unnamed).train()
