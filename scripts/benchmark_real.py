@@ -27,7 +27,10 @@ from semdyn.errors import SemdynError
 
 Preset = Literal["cpu", "cpu-base", "cpu-static"]
 NAMES: dict[str, str] = {"cpu": "semdyn", "cpu-base": "semdyn-base", "cpu-static": "static"}
-HEADER = "| sequence | images | moving objects | method | PSNR | SSIM | dyn. PSNR | test images | Gaussians | train s |"
+HEADER = (
+    "| sequence | images | moving objects | method | steps | PSNR | SSIM | dyn. PSNR | test images | Gaussians | "
+    "train s |"
+)
 
 
 @dataclass
@@ -41,6 +44,8 @@ class Args:
     downscale: int = 4
     """Image downscale: the CPU preset's pixel budget is the synthetic street's 3 x 160 x 96 a frame time; KITTI's
     1242 x 375 at 4 is 310 x 93 (29k pixels), at 2 four times that (about 30 minutes a run on 2 cores)."""
+    max_steps: int | None = None
+    """Training steps of every run (None: the preset's 3000)."""
     output_dir: Path = Path("outputs")
     """Where the run folders go."""
     retrain: bool = False
@@ -84,6 +89,8 @@ def main(args: Args) -> None:
                 cmd = [sys.executable, "-m", "semdyn.train.cli", preset, "--data", str(seq)]
                 cmd += ["--experiment-name", name, "--output-dir", str(args.output_dir)]
                 cmd += ["--downscale", str(args.downscale)] + (["--overwrite"] if run.exists() else [])
+                if args.max_steps is not None:
+                    cmd += ["--max-steps", str(args.max_steps), "--steps-per-save", str(args.max_steps)]
                 _run(cmd, args.output_dir / f"{name}.log")
             metrics = json.loads(metrics_path.read_text())
             if preset == "cpu" and args.group_video and not (run / "renders" / "interpolate").is_dir():
@@ -92,10 +99,11 @@ def main(args: Args) -> None:
                 _run(cmd, args.output_dir / f"{name}-render.log")
             rows.append((seq.name, len(sequence.frames), dynamic, NAMES[preset], metrics))
     print(HEADER)
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for seq_name, images, dynamic, method, m in rows:
         print(
-            f"| {seq_name} | {images} | {dynamic} | {method} | {_fmt(m.get('psnr'))} | {_fmt(m.get('ssim'), 3)} | "
+            f"| {seq_name} | {images} | {dynamic} | {method} | {m.get('steps')} | {_fmt(m.get('psnr'))} | "
+            f"{_fmt(m.get('ssim'), 3)} | "
             f"{_fmt(m.get('dynamic_psnr'))} | {m.get('num_test_images')} | {m.get('num_gaussians')} | "
             f"{_fmt(m.get('train_seconds'), 0)} |"
         )
