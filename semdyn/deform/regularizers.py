@@ -173,10 +173,6 @@ class GroupTerm:
 # ---------------------------------------------------------------------------------------------------- checks
 
 
-def _describe(x: object) -> str:
-    return f"shape {list(x.shape)} {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
-
-
 def _ids(ids: object, dims: dict[str, int]) -> Tensor:
     return check_shape(ids, "[N]", "group_ids", dims=dims, dtype=torch.int64)
 
@@ -196,14 +192,8 @@ def check_labels(labels: GroupLabels, n: int, device: torch.device) -> None:
     dims = {"N": n}
     _ids(labels.ids, dims)
     _weights(labels.conf, dims, "group_conf")
-    static, rigid = labels.is_static, labels.is_rigid
-    if not isinstance(static, Tensor) or static.dtype != torch.bool or static.dim() != 1:
-        raise InputError(f"group_is_static must be a bool tensor of shape [G], got {_describe(static)}")
-    if not isinstance(rigid, Tensor) or rigid.dtype != torch.bool or rigid.shape != static.shape:
-        raise InputError(
-            f"group_is_rigid must be a bool tensor of shape [G] = {list(static.shape)} like group_is_static, "
-            f"got {_describe(rigid)}"
-        )
+    static = check_shape(labels.is_static, "[G]", "group_is_static", dims=dims, dtype=torch.bool)
+    rigid = check_shape(labels.is_rigid, "[G]", "group_is_rigid", dims=dims, dtype=torch.bool)
     _check_same_device(
         device, group_ids=labels.ids, group_conf=labels.conf, group_is_static=static, group_is_rigid=rigid
     )
