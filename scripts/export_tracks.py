@@ -22,7 +22,6 @@ from semdyn.errors import SemdynError
 from semdyn.eval.tracks import node_tracks, track_errors, write_tracks
 from semdyn.export import load_run
 from semdyn.outputs import make_output_folder
-from semdyn.tools.grouping import eval_tracks
 
 
 @dataclass
@@ -45,7 +44,7 @@ def main(config: ExportTracksConfig) -> Path:
     run = load_run(config.checkpoint, config.device, data_dir=config.data)
     out = config.output or run.checkpoint.parent.parent / "tracks.json"
     make_output_folder(out.parent, "--output")
-    truth = eval_tracks(run.data) if run.data.sequence.objects else []
+    truth = list(run.data.sequence.objects) if run.data.sequence.objects else []
     table = run.groups_table
     tracks = node_tracks(run.model, run.data, table.class_names if table is not None else None, truth)
     errors = track_errors(tracks, truth) if truth else {}
@@ -78,7 +77,7 @@ def plot_tracks(path: Path, tracks: list, truth: list) -> Path:
     colours = plt.get_cmap("tab10")
     for k, obj in enumerate(o for o in truth if o.dynamic):
         xy = obj.object_to_world[:, :2, 3].numpy()
-        ax.plot(xy[:, 0], xy[:, 1], "--", color=colours(k % 10), lw=1, label=f"truth {obj.id} ({obj.class_name})")
+        ax.plot(xy[:, 0], xy[:, 1], "--", color=colours(k % 10), lw=1, label=f"truth {obj.id} ({obj.label})")
     ids = [o.id for o in truth if o.dynamic]
     for t in tracks:
         k = ids.index(t.matched_id) if t.matched_id in ids else 9

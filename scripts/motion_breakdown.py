@@ -21,7 +21,6 @@ from rich.table import Table
 from semdyn.errors import InputError, SemdynError
 from semdyn.eval.motion_breakdown import motion_breakdown
 from semdyn.export import load_run
-from semdyn.tools.grouping import eval_tracks
 
 
 @dataclass
@@ -46,7 +45,7 @@ def main(config: MotionBreakdownConfig) -> None:
     run = load_run(config.checkpoint, config.device, data_dir=config.data)
     if not run.data.sequence.objects:
         raise InputError(f"{run.checkpoint}: its sequence has no ground-truth objects to break the errors down by")
-    found = motion_breakdown(run.model, run.data, eval_tracks(run.data), config.road_band)
+    found = motion_breakdown(run.model, run.data, list(run.data.sequence.objects), config.road_band)
     view = Table(title=f"motion errors by holder: {run.checkpoint}")
     for col in ("object", "holder", "Gaussians", "traj. err. m", "share", f"on road (<{config.road_band} m)"):
         view.add_column(col)

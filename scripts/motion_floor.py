@@ -11,7 +11,6 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import plyfile
@@ -25,7 +24,6 @@ from semdyn.errors import DataFormatError, SemdynError
 from semdyn.eval.motion_floor import motion_floor
 from semdyn.synth import SynthConfig
 from semdyn.synth.cache import ensure_scene
-from semdyn.tools.grouping import eval_tracks
 
 
 @dataclass
@@ -63,7 +61,7 @@ def main(config: MotionFloorConfig) -> None:
         view.add_column(col)
     for folder in folders:
         seq = read_sequence(folder)
-        tracks = eval_tracks(SimpleNamespace(sequence=seq))
+        tracks = list(seq.objects)
         frame_times = torch.unique(torch.tensor([f.time for f in seq.frames], dtype=torch.float64))
         floor = motion_floor(*_returns(Path(folder)), tracks, frame_times)
         view.add_row(str(folder), f"{floor.trajectory_error:.3f}", f"{floor.rigidity_error:.3f}",

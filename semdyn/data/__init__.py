@@ -4,6 +4,7 @@ Only the pure reader is exported here; the nerfstudio adapter lives in
 `semdyn.data.nerfstudio_dataparser` so that importing `semdyn.data` never imports nerfstudio.
 """
 
+from semdyn.data.object_track import tracks_from_objects
 from semdyn.data.sequence import (
     Frame,
     Intrinsics,
@@ -30,4 +31,5 @@ __all__ = [
     "compute_normalization",
     "read_points",
     "read_sequence",
+    "tracks_from_objects",
 ]

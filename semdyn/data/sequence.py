@@ -23,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from semdyn.data.images import image_size, is_file, npy_shape, resolve_image_path
+from semdyn.data.object_track import MAX_ABS_COORDINATE, ObjectTrack, parse_track
 from semdyn.errors import DataFormatError
 
 CAMERA_MODELS = ("OPENCV", "PINHOLE", "SIMPLE_PINHOLE", "SIMPLE_RADIAL", "RADIAL", "OPENCV_FISHEYE", "EQUIRECTANGULAR")
@@ -31,7 +32,6 @@ CAMERA_MODELS = ("OPENCV", "PINHOLE", "SIMPLE_PINHOLE", "SIMPLE_RADIAL", "RADIAL
 DISTORTION_KEYS = ("k1", "k2", "k3", "k4", "p1", "p2")
 """Distortion coefficients in nerfstudio's ``distortion_params`` order."""
 
-MAX_ABS_COORDINATE = 1e9
 """Largest accepted absolute value of a pose entry, in metres (beyond it float32 maths breaks)."""
 ROTATION_TOLERANCE = 1e-3
 """Largest |R^T R - I| entry of a pose's rotation block (float32 round-trips and hand-edited files pass; scaled or
@@ -109,24 +109,6 @@ class Frame:
     """8-bit semantic class-id PNG, or None."""
     depth_path: Path | None = None
     """float32 ``.npy`` depth in metres (0 = unknown), or None."""
-
-
-@dataclass(frozen=True, eq=False)
-class ObjectTrack:
-    """A ground-truth object track (evaluation only; never for training)."""
-
-    id: int
-    """Instance id, as in the masks."""
-    label: str
-    """Class name (``class`` in the file)."""
-    dynamic: bool
-    """Whether the object moves."""
-    size: np.ndarray
-    """float64 [3]: length (x), width (y), height (z) of the box, metres."""
-    times: np.ndarray = field(repr=False)
-    """float64 [P]: pose times, seconds."""
-    object_to_world: np.ndarray = field(repr=False)
-    """float64 [P, 4, 4]: box-centre frame to world, metres."""
 
 
 @dataclass(frozen=True)
@@ -767,41 +749,7 @@ class _Reader:
         value = meta.get("objects", [])
         if not isinstance(value, list):
             raise DataFormatError(self.path, f"objects must be a list, got {_kind(value)}")
-        return tuple(self.track(raw, f"objects[{j}]") for j, raw in enumerate(value))
-
-    def track(self, raw: Any, where: str) -> ObjectTrack:
-        """One object track."""
-        if not isinstance(raw, dict):
-            raise DataFormatError(self.path, f"{where} must be an object, got {_kind(raw)}")
-        for key in ("id", "class", "size", "poses"):
-            if key not in raw:
-                raise DataFormatError(self.path, f"{where}.{key} is missing")
-        object_id = raw["id"]
-        if isinstance(object_id, bool) or not isinstance(object_id, int) or not 0 <= object_id < 2**16:
-            raise DataFormatError(self.path, f"{where}.id must be an integer in [0, 65535], got {_kind(object_id)}")
-        dynamic = raw.get("dynamic", True)
-        if not isinstance(dynamic, bool):
-            raise DataFormatError(self.path, f"{where}.dynamic must be true or false, got {_kind(dynamic)}")
-        size = raw["size"]
-        if not isinstance(size, list) or len(size) != 3:
-            raise DataFormatError(self.path, f"{where}.size must be a list [l, w, h], got {_kind(size)}")
-        poses = raw["poses"]
-        if not isinstance(poses, list) or not poses:
-            raise DataFormatError(self.path, f"{where}.poses must be a non-empty list, got {_kind(poses)}")
-        times, matrices = [], []
-        for k, pose in enumerate(poses):
-            if not isinstance(pose, dict) or "time" not in pose or "object_to_world" not in pose:
-                raise DataFormatError(self.path, f"{where}.poses[{k}] must be an object with time and object_to_world")
-            times.append(_number(self.path, pose["time"], f"{where}.poses[{k}].time"))
-            matrices.append(_matrix4(self.path, pose["object_to_world"], f"{where}.poses[{k}].object_to_world"))
-        return ObjectTrack(
-            id=object_id,
-            label=_string(self.path, raw["class"], f"{where}.class"),
-            dynamic=dynamic,
-            size=np.array([_number(self.path, s, f"{where}.size[{j}]", positive=True) for j, s in enumerate(size)]),
-            times=np.array(times, dtype=np.float64),
-            object_to_world=np.stack(matrices),
-        )
+        return tuple(parse_track(raw, f"objects[{j}]", self.path) for j, raw in enumerate(value))
 
 
 # ----------------------------------------------------------------------------------------------

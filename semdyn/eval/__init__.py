@@ -25,13 +25,11 @@ from semdyn.eval.image import (
 )
 from semdyn.eval.motion import (
     MotionError,
-    ObjectTrack,
     assign_to_objects,
     points_in_box,
     rigidity_error,
     static_drift,
     static_structure_mask,
-    tracks_from_objects,
     trajectory_error,
 )
 
@@ -40,7 +38,6 @@ __all__ = [
     "DynamicPSNRSummary",
     "LPIPSMetric",
     "MotionError",
-    "ObjectTrack",
     "adjusted_rand_index",
     "aggregate_dynamic_psnr",
     "assign_to_objects",
@@ -58,6 +55,5 @@ __all__ = [
     "ssim",
     "static_drift",
     "static_structure_mask",
-    "tracks_from_objects",
     "trajectory_error",
 ]

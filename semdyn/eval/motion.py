@@ -25,22 +25,18 @@ Metrics:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from semdyn.conventions import quat_to_rotmat, rotmat_to_quat
-from semdyn.errors import DataFormatError, InputError
+from semdyn.data.object_track import ObjectTrack
+from semdyn.errors import InputError
 
 ArrayLike = Tensor | np.ndarray
-
-TIME_TOLERANCE_S = 1e-6
-"""Times within this many seconds of a track's first/last pose count as inside the track."""
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -76,156 +72,6 @@ def _check_means(canonical_means: Any, deformed_means: Any) -> tuple[Tensor, Ten
             f"got {list(deformed.shape)}"
         )
     return canonical, deformed.to(canonical.device)
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Rotations
-# ----------------------------------------------------------------------------------------------------------------------
-
-
-def _slerp(q0: Tensor, q1: Tensor, s: Tensor) -> Tensor:
-    """Spherical interpolation of unit quaternions ``[K, 4]`` at fractions ``s [K]`` (shortest arc)."""
-    dot = (q0 * q1).sum(-1)
-    q1 = torch.where(dot[:, None] < 0, -q1, q1)
-    dot = dot.abs().clamp(max=1.0)
-    theta = torch.acos(dot)
-    sin_theta = torch.sin(theta)
-    small = sin_theta < 1e-8
-    w0 = torch.where(small, 1 - s, torch.sin((1 - s) * theta) / torch.where(small, 1.0, sin_theta))
-    w1 = torch.where(small, s, torch.sin(s * theta) / torch.where(small, 1.0, sin_theta))
-    q = w0[:, None] * q0 + w1[:, None] * q1
-    return q / q.norm(dim=-1, keepdim=True)
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Ground-truth tracks
-# ----------------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, eq=False)  # tensors inside: compare tracks by identity
-class ObjectTrack:
-    """One ground-truth object track from ``transforms.json``'s ``objects``.
-
-    Build it with ``ObjectTrack.from_json`` or ``tracks_from_objects``; tensors are float64 on the CPU.
-    """
-
-    id: int
-    """Instance id, as in the instance masks."""
-    class_name: str
-    """The object's ``class`` (e.g. ``car``)."""
-    dynamic: bool
-    """Whether the object moves (``objects[].dynamic``)."""
-    size: Tensor = field(repr=False)
-    """[3] metres: box length (along x), width (along y), height (along z)."""
-    times: Tensor = field(repr=False)
-    """[T] seconds, strictly increasing."""
-    object_to_world: Tensor = field(repr=False)
-    """[T, 4, 4] object-to-world transform at each time."""
-
-    def __post_init__(self) -> None:
-        if tuple(self.size.shape) != (3,) or bool((self.size <= 0).any()):
-            raise InputError(f"ObjectTrack {self.id}: size must be [3] positive metres (l, w, h)")
-        if self.times.ndim != 1 or self.times.numel() == 0:
-            raise InputError(f"ObjectTrack {self.id}: times must have shape [T] with T >= 1")
-        if tuple(self.object_to_world.shape) != (self.times.numel(), 4, 4):
-            raise InputError(f"ObjectTrack {self.id}: object_to_world must have shape [T, 4, 4], T = len(times)")
-        if self.times.numel() > 1 and bool((self.times[1:] <= self.times[:-1]).any()):
-            raise InputError(f"ObjectTrack {self.id}: times must be strictly increasing")
-
-    @classmethod
-    def from_json(
-        cls, obj: Mapping[str, Any], where: str = "objects[?]", source: str | Path | None = None
-    ) -> ObjectTrack:
-        """Parse one entry of ``objects``: ``{"id", "class", "dynamic", "size": [l, w, h], "poses": [...]}``.
-
-        Poses are sorted by time. Raises ``DataFormatError`` naming ``source`` when given, else ``InputError``; the
-        message names the field (``where`` is its location, e.g. ``objects[2]``).
-        """
-
-        def fail(message: str) -> Exception:
-            return DataFormatError(source, message) if source is not None else InputError(message)
-
-        if not isinstance(obj, Mapping):
-            raise fail(f"{where} must be an object with id, class, dynamic, size and poses")
-        for key in ("id", "class", "dynamic", "size", "poses"):
-            if key not in obj:
-                raise fail(f"{where} has no '{key}'")
-        try:
-            size = torch.as_tensor(obj["size"], dtype=torch.float64)
-        except (TypeError, ValueError) as err:
-            raise fail(f"{where}.size must be [l, w, h] in metres") from err
-        if tuple(size.shape) != (3,) or bool((size <= 0).any()):
-            raise fail(f"{where}.size must be [l, w, h], three positive numbers in metres")
-        poses = obj["poses"]
-        if not isinstance(poses, Sequence) or len(poses) == 0:
-            raise fail(f"{where}.poses must be a non-empty list of {{time, object_to_world}}")
-        times, mats = [], []
-        for k, pose in enumerate(poses):
-            if not isinstance(pose, Mapping) or "time" not in pose or "object_to_world" not in pose:
-                raise fail(f"{where}.poses[{k}] must have 'time' and 'object_to_world'")
-            try:
-                mat = torch.as_tensor(pose["object_to_world"], dtype=torch.float64)
-                time = float(pose["time"])
-            except (TypeError, ValueError) as err:
-                raise fail(f"{where}.poses[{k}] must have a number 'time' and a 4x4 'object_to_world'") from err
-            if tuple(mat.shape) != (4, 4) or not bool(torch.isfinite(mat).all()) or not math.isfinite(time):
-                raise fail(f"{where}.poses[{k}].object_to_world must be a finite 4x4 matrix")
-            times.append(time)
-            mats.append(mat)
-        times_t = torch.tensor(times, dtype=torch.float64)
-        order = torch.argsort(times_t)
-        times_t = times_t[order]
-        if times_t.numel() > 1 and bool((times_t[1:] <= times_t[:-1]).any()):
-            raise fail(f"{where}.poses has two poses at the same time")
-        return cls(
-            id=int(obj["id"]),
-            class_name=str(obj["class"]),
-            dynamic=bool(obj["dynamic"]),
-            size=size,
-            times=times_t,
-            object_to_world=torch.stack(mats)[order],
-        )
-
-    def pose_at(self, times: ArrayLike | Sequence[float] | float) -> Tensor:
-        """Object-to-world transforms at the given times, ``[K, 4, 4]`` float64.
-
-        A time equal to a pose's time (within ``TIME_TOLERANCE_S``) selects that pose; between two poses the
-        translation is interpolated linearly and the rotation by slerp. Times outside the track raise ``InputError``.
-
-        Args:
-            times: ``[K]`` (or a scalar) seconds.
-        """
-        t = torch.as_tensor(times, dtype=torch.float64).reshape(-1).cpu()
-        lo, hi = float(self.times[0]), float(self.times[-1])
-        if bool((t < lo - TIME_TOLERANCE_S).any()) or bool((t > hi + TIME_TOLERANCE_S).any()):
-            raise InputError(f"times must lie within track {self.id}'s poses [{lo}, {hi}] s, got {t.tolist()}")
-        if self.times.numel() == 1:
-            return self.object_to_world.expand(t.numel(), 4, 4).clone()
-        t = t.clamp(lo, hi)
-        i1 = torch.searchsorted(self.times, t, right=False).clamp(1, self.times.numel() - 1)
-        i0 = i1 - 1
-        t0, t1 = self.times[i0], self.times[i1]
-        s = ((t - t0) / (t1 - t0)).clamp(0.0, 1.0)
-        m0, m1 = self.object_to_world[i0], self.object_to_world[i1]
-        q = _slerp(rotmat_to_quat(m0[:, :3, :3]), rotmat_to_quat(m1[:, :3, :3]), s)
-        out = torch.zeros(t.numel(), 4, 4, dtype=torch.float64)
-        out[:, :3, :3] = quat_to_rotmat(q)
-        out[:, :3, 3] = (1 - s)[:, None] * m0[:, :3, 3] + s[:, None] * m1[:, :3, 3]
-        out[:, 3, 3] = 1.0
-        # exact pose times keep their matrix untouched (no round trip through quaternions)
-        exact0 = (t - t0).abs() <= TIME_TOLERANCE_S
-        exact1 = (t - t1).abs() <= TIME_TOLERANCE_S
-        out[exact0] = m0[exact0]
-        out[exact1 & ~exact0] = m1[exact1 & ~exact0]
-        return out
-
-
-def tracks_from_objects(objects: Sequence[Mapping[str, Any]], source: str | Path | None = None) -> list[ObjectTrack]:
-    """Parse the ``objects`` list of ``transforms.json`` into ``ObjectTrack``s (see ``ObjectTrack.from_json``)."""
-    if not isinstance(objects, Sequence) or isinstance(objects, (str, bytes)):
-        message = "objects must be a list of object tracks"
-        raise DataFormatError(source, message) if source is not None else InputError(message)
-    return [ObjectTrack.from_json(obj, where=f"objects[{i}]", source=source) for i, obj in enumerate(objects)]
 
 
 # ----------------------------------------------------------------------------------------------------------------------

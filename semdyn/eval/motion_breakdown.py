@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from semdyn.eval.motion import ObjectTrack, assign_to_objects, carried_by, height_above_bottom, rigidity_error
+from semdyn.data.object_track import ObjectTrack
+from semdyn.eval.motion import assign_to_objects, carried_by, height_above_bottom, rigidity_error
 from semdyn.eval.scene_motion import _frame_times, _metres, deformed_centres
 from semdyn.scene.nodes.base import BACKGROUND_ID, DEFORMABLE_ID, OBJECT_ID0
 

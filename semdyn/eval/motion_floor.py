@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from semdyn.data.object_track import ObjectTrack
 from semdyn.errors import InputError
 from semdyn.eval.motion import (
-    ObjectTrack,
     assign_to_objects,
     carried_by,
     height_above_bottom,

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from semdyn.data.object_track import ObjectTrack
 from semdyn.eval.motion import (
-    ObjectTrack,
     assign_to_objects,
     rigidity_error,
     static_drift,

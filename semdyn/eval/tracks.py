@@ -24,8 +24,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from semdyn.data.object_track import ObjectTrack
 from semdyn.errors import DataFormatError
-from semdyn.eval.motion import ObjectTrack, assign_to_objects
+from semdyn.eval.motion import assign_to_objects
 from semdyn.scene.nodes.base import OBJECT_ID0
 from semdyn.scene.trajectory import so3_angle
 

@@ -23,7 +23,7 @@ import torch
 from semdyn.eval.scene_motion import motion_metrics
 from semdyn.eval.tracks import node_tracks, track_errors
 from semdyn.synth import SynthConfig
-from semdyn.tools.grouping import eval_tracks, grouping_scores, gt_instances
+from semdyn.tools.grouping import grouping_scores, gt_instances
 from semdyn.train.evaluate import evaluate, render_frame
 from semdyn.train.presets import cpu_base_preset, full_base_preset, semantic, static
 from semdyn.train.trainer import TrainConfig, Trainer
@@ -113,7 +113,7 @@ def run_one(config: TrainConfig, method: str) -> dict[str, Any]:
     trainer.train()
     row: dict[str, Any] = {"method": method, "seed": config.seed}
     row.update(evaluate(trainer.model, trainer.data, trainer.device, config.run_dir / "renders"))
-    row.update(motion_metrics(trainer.model, trainer.data, eval_tracks(trainer.data)))
+    row.update(motion_metrics(trainer.model, trainer.data, list(trainer.data.sequence.objects)))
     row.update(track_summary(trainer))
     labels = trainer.group_labels()
     row["grouping_ari"] = math.nan
@@ -133,7 +133,7 @@ def track_summary(trainer: Any) -> dict[str, Any]:
     error and the largest heading error over the moving objects that a node matched, how many did, and the
     per-object rows (``track_errors``). NaN without objects."""
 
-    truth = eval_tracks(trainer.data)
+    truth = list(trainer.data.sequence.objects)
     table = trainer.semantics.groups if trainer.semantics is not None else None
     names = table.class_names if table is not None else None
     errors = track_errors(node_tracks(trainer.model, trainer.data, names, truth), truth)

@@ -26,29 +26,15 @@ import torch
 import tyro
 from torch import Tensor
 
+from semdyn.data.object_track import ObjectTrack
 from semdyn.eval.grouping import adjusted_rand_index, purity
-from semdyn.eval.motion import ObjectTrack, assign_to_objects
+from semdyn.eval.motion import assign_to_objects
 from semdyn.export.checkpoint import read_checkpoint, run_config
 from semdyn.semantics.training import SemanticsConfig, positions_at_anchor
 from semdyn.train.presets import PRESETS
 from semdyn.train.trainer import Trainer
 
 log = logging.getLogger("semdyn")
-
-
-def eval_tracks(data: Any) -> list[ObjectTrack]:
-    """The sequence's ``objects`` as :class:`semdyn.eval.motion.ObjectTrack` (float64 tensors, metres, seconds)."""
-    return [
-        ObjectTrack(
-            id=o.id,
-            class_name=o.label,
-            dynamic=o.dynamic,
-            size=torch.from_numpy(np.asarray(o.size, dtype=np.float64)),
-            times=torch.from_numpy(np.asarray(o.times, dtype=np.float64)),
-            object_to_world=torch.from_numpy(np.asarray(o.object_to_world, dtype=np.float64)),
-        )
-        for o in data.sequence.objects
-    ]
 
 
 @torch.no_grad()
@@ -68,7 +54,7 @@ def gt_instances(
     times = torch.unique(data.times)
     nearest = model.anchor_frame(times).cpu()
     metres = torch.from_numpy(data.normalization.points_to_metres(pos.double().numpy()))
-    tracks = eval_tracks(data)
+    tracks = list(data.sequence.objects)
     out = torch.full((len(pos),), -1, dtype=torch.int64)
     for j in torch.unique(nearest).tolist():
         sel = nearest == j
@@ -90,7 +76,7 @@ def _drop_ground_contact(
     ids = ids.clone()
     for track in tracks:
         sel = ids == track.id
-        if track.class_name in GROUND_CLASSES or not bool(sel.any()):
+        if track.label in GROUND_CLASSES or not bool(sel.any()):
             continue
         w2o = torch.linalg.inv(track.pose_at(t_s)[0])
         z = points[sel] @ w2o[2, :3] + w2o[2, 3]
@@ -132,7 +118,6 @@ class EvalGroupingConfig:
 
 def main(cfg: EvalGroupingConfig) -> dict[str, Any]:
     import dataclasses
-
 
     if cfg.preset is None:
         base = run_config(*read_checkpoint(cfg.load_dir, torch.device("cpu")))

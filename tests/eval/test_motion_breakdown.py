@@ -12,7 +12,6 @@ from semdyn.eval.motion_breakdown import motion_breakdown
 from semdyn.eval.scene_motion import motion_metrics
 from semdyn.scene.dynamic import DynamicScene
 from semdyn.scene.nodes.base import BACKGROUND_ID
-from semdyn.tools.grouping import eval_tracks
 from semdyn.train.presets import cpu_base_preset, static
 
 
@@ -25,7 +24,7 @@ def test_a_still_scene_is_all_background_and_pools_to_the_benchmark_error(tiny_s
         static(cpu_base_preset()).model, data.points, data.point_colors, data.aabb, "cpu", g,
         data.viewmats.inverse()[:, :3, 3], data.point_times,
     )  # fmt: skip
-    tracks = eval_tracks(data)
+    tracks = list(data.sequence.objects)
     found = motion_breakdown(model, data, tracks)
     assert found, "the tiny scene's cars hold Gaussians"
     metrics = motion_metrics(model, data, tracks)

@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from semdyn.eval.motion import ObjectTrack
+from semdyn.data.object_track import ObjectTrack
 from semdyn.eval.motion_floor import motion_floor
 
 

@@ -8,15 +8,14 @@ import numpy as np
 import pytest
 import torch
 
+from semdyn.data.object_track import ObjectTrack, tracks_from_objects
 from semdyn.errors import DataFormatError, InputError
 from semdyn.eval.motion import (
-    ObjectTrack,
     assign_to_objects,
     points_in_box,
     rigidity_error,
     static_drift,
     static_structure_mask,
-    tracks_from_objects,
     trajectory_error,
 )
 
@@ -70,7 +69,7 @@ def scene() -> tuple[list[ObjectTrack], torch.Tensor, torch.Tensor, torch.Tensor
 def test_tracks_from_objects_parses_and_validates() -> None:
     tracks = tracks_from_objects(_objects())
     assert [t.id for t in tracks] == [1, 2, 3]
-    assert tracks[0].class_name == "car" and tracks[0].dynamic and not tracks[2].dynamic
+    assert tracks[0].label == "car" and tracks[0].dynamic and not tracks[2].dynamic
     assert tracks[0].times.tolist() == [0.0, 0.5, 1.0] and tracks[0].object_to_world.shape == (3, 4, 4)
     bad = _objects()
     bad[1]["size"] = [1.0, 2.0]

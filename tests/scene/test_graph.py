@@ -206,7 +206,7 @@ def test_a_graph_survives_a_checkpoint_round_trip(tmp_path) -> None:
 
 
 def test_track_error_is_zero_for_the_true_track_and_sees_a_heading_bias() -> None:
-    from semdyn.eval.motion import ObjectTrack
+    from semdyn.data.object_track import ObjectTrack
     from semdyn.eval.tracks import NodeTrack, track_error, track_errors
 
     times = torch.linspace(0, 4, 41, dtype=torch.float64)

@@ -12,7 +12,6 @@ from semdyn.data.scene_data import load_scene
 from semdyn.eval.scene_motion import motion_metrics
 from semdyn.scene.dynamic import DynamicScene
 from semdyn.tools.benchmark import PROFILES, markdown_table, method_config, ratios, write_results
-from semdyn.tools.grouping import eval_tracks
 from semdyn.train.presets import cpu_base_preset, static
 
 
@@ -26,7 +25,7 @@ def _model(data, deformation: bool) -> DynamicScene:
 
 def test_a_static_model_has_no_drift_and_no_rigidity_error_but_misses_the_traffic(tiny_scene: Path) -> None:
     data = load_scene(tiny_scene, 2)
-    m = motion_metrics(_model(data, deformation=False), data, eval_tracks(data))
+    m = motion_metrics(_model(data, deformation=False), data, list(data.sequence.objects))
     assert m["static_drift"] == 0.0 and m["rigidity_error"] == 0.0
     assert m["trajectory_gaussians"] > 0 and m["trajectory_error"] > 0.1  # the cars move, its Gaussians do not
 
@@ -37,7 +36,7 @@ def test_a_field_that_moves_static_structure_shows_drift(tiny_scene: Path) -> No
     with torch.no_grad():
         for p in model.deform.parameters():
             p.add_(torch.randn_like(p) * 0.5)
-    m = motion_metrics(model, data, eval_tracks(data))
+    m = motion_metrics(model, data, list(data.sequence.objects))
     assert m["static_gaussians"] > 0 and m["static_drift"] > 1e-3
 
 
