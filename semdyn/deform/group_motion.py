@@ -141,7 +141,7 @@ def estimate_paths(
             f"estimate_paths needs means [N, 3], anchors [N], weights [N] and labels of N Gaussians, got "
             f"{list(means.shape)}, {list(anchors.shape)}, {list(weights.shape)}, {list(labels.ids.shape)}"
         )
-    check_labels(labels, n, means.device)
+    check_labels(labels, n, means.device, values=True)
     dev, g, k = means.device, labels.num_groups, config.knots
     knots = torch.linspace(0.0, 1.0, k, device=dev, dtype=torch.float32)
     ids = labels.ids

@@ -187,8 +187,11 @@ def _check_same_device(device: torch.device, **tensors: Tensor) -> None:
             raise InputError(f"{name} is on {x.device} but the means are on {device}; pass all tensors on one device")
 
 
-def check_labels(labels: GroupLabels, n: int, device: torch.device) -> None:
-    """Raise :class:`InputError` unless ``labels`` fit N Gaussians on ``device`` (one host sync, for the id range)."""
+def check_labels(labels: GroupLabels, n: int, device: torch.device, values: bool = False) -> None:
+    """Raise :class:`InputError` unless ``labels`` fit N Gaussians on ``device``: shapes, dtypes and devices (no
+    host sync), and with ``values`` that the ids lie in -1..G-1 (one host sync). Labels are range-checked where
+    they enter (a lift's path estimate, a resumed or loaded checkpoint); the per-step regularizers, which densification
+    only copies them for, check their shapes."""
     dims = {"N": n}
     _ids(labels.ids, dims)
     _weights(labels.conf, dims, "group_conf")
@@ -197,7 +200,7 @@ def check_labels(labels: GroupLabels, n: int, device: torch.device) -> None:
     _check_same_device(
         device, group_ids=labels.ids, group_conf=labels.conf, group_is_static=static, group_is_rigid=rigid
     )
-    if n > 0:
+    if values and n > 0:
         lo, hi = int(labels.ids.min()), int(labels.ids.max())
         if lo < -1 or hi >= labels.num_groups:
             raise InputError(

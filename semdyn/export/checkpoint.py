@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from semdyn.data.scene_data import SceneData, load_scene
+from semdyn.deform.regularizers import check_labels
 from semdyn.errors import InputError
 from semdyn.export.config_io import dataclass_from_dict
 from semdyn.ops import resolve_device
@@ -143,5 +144,7 @@ def load_run(
         raise InputError(f"{ckpt_path}: {len(node_ids)} node ids for {n} Gaussians")
     groups_table = SemanticGroups.from_state_dict(table) if table is not None else None
     labels = groups_table.labels(state, dev) if groups_table is not None else None
+    if labels is not None:
+        check_labels(labels, n, dev, values=True)
     model.set_groups(labels, node_ids.to(dev) if isinstance(node_ids, Tensor) else None)  # the graph as trained
     return TrainedRun(config, ckpt_path, int(ckpt["step"]), model, data, dev, groups, classes, groups_table)

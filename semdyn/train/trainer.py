@@ -30,7 +30,7 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from semdyn.data.scene_data import SceneData, load_scene
-from semdyn.deform.regularizers import GroupLabels
+from semdyn.deform.regularizers import GroupLabels, check_labels
 from semdyn.errors import InputError, SemdynError
 from semdyn.ops import resolve_device
 from semdyn.scene.build import build_scene, scene_init_from_data
@@ -404,6 +404,9 @@ class Trainer:
         if self.semantics is not None and ckpt.get("semantics") is not None:
             self.semantics.load_state_dict(ckpt["semantics"])
         if self.semantics is not None:
+            labels = self.group_labels()
+            if labels is not None:
+                check_labels(labels, self.model.num_gaussians, self.device, values=True)
             self.sync_groups()
         self.step = int(ckpt["step"])
         self.last_checkpoint = ckpt_path
