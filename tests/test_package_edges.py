@@ -19,6 +19,7 @@ LAYERS: dict[str, int] = {
     "conventions": 0,
     "ops": 1,
     "outputs": 1,
+    "config_io": 1,
     # data: the synthetic street and the sequences read from disk
     "synth": 1,
     "data": 2,

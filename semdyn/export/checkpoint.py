@@ -14,10 +14,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from semdyn.config_io import dataclass_from_dict
 from semdyn.data.scene_data import SceneData, load_scene
 from semdyn.deform.regularizers import check_labels
 from semdyn.errors import InputError
-from semdyn.export.config_io import dataclass_from_dict
 from semdyn.ops import resolve_device
 from semdyn.scene.build import build_scene, scene_init_from_data
 from semdyn.scene.dynamic import DynamicScene

@@ -8,7 +8,6 @@ cannot be read (a killed copy, a full disk) is named together with the newest ol
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import math
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from semdyn.config_io import TYPE_KEY, config_to_json
 from semdyn.data.sequence import SceneNormalization
 from semdyn.errors import InputError
 from semdyn.train.options import flag
@@ -130,13 +130,12 @@ def _show(value: Any) -> str:
 
 def check_resume_fits(ckpt_path: Path, ckpt: dict, config: TrainConfig, data: SceneData) -> None:
     """Refuse a checkpoint of another model config or another sequence than ``config``/``data``, in one sentence."""
-    from semdyn.train.trainer import _jsonable
-
     saved = ckpt.get("config", {}).get("model")
     if isinstance(saved, dict):
-        diff = _differences(saved, _jsonable(dataclasses.asdict(config.model)), ("model",))
+        diff = _differences(saved, config_to_json(config.model), ("model",))
         if diff is not None:
             where, old, new = diff
+            where = where[:-1] if where[-1] == TYPE_KEY else where  # another deformation model: name the option
             raise InputError(
                 f"{ckpt_path} was trained with {flag(*where)} {_show(old)}, this run has {_show(new)}; resume with "
                 "the checkpoint's model options (the same preset) or start a new run"

@@ -15,7 +15,6 @@ the densification are seeded by the step and the camera's slot, not by the proce
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import logging
 import math
@@ -29,6 +28,7 @@ from typing import Any, cast
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from semdyn.config_io import config_to_json
 from semdyn.data.scene_data import SceneData, load_scene
 from semdyn.deform.regularizers import GroupLabels, check_labels
 from semdyn.errors import InputError, SemdynError
@@ -298,7 +298,7 @@ class Trainer:
         cfg = self.config
         main = self.dist.is_main
         if main:
-            (cfg.run_dir / "config.json").write_text(json.dumps(_jsonable(dataclasses.asdict(cfg)), indent=2))
+            (cfg.run_dir / "config.json").write_text(json.dumps(config_to_json(cfg), indent=2))
         t0, start = time.perf_counter(), self.step
         columns = (
             TextColumn("[bold]training"),
@@ -357,7 +357,7 @@ class Trainer:
             "strategy_state": self.strategy_state,
             "torch_rng": torch.get_rng_state(),
             "semantics": self.semantics.state_dict() if self.semantics is not None else None,
-            "config": _jsonable(dataclasses.asdict(self.config)),
+            "config": config_to_json(self.config),
             FINGERPRINT_KEY: sequence_fingerprint(self.data),
             NORMALIZATION_KEY: normalization_to_dict(self.data.normalization),
         }
@@ -412,18 +412,6 @@ class Trainer:
         self.last_checkpoint = ckpt_path
         if self.dist.is_main:
             log.info("resumed from %s at step %d", ckpt_path, self.step)
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return str(obj)
-    return obj
 
 
 __all__ = ["PARAM_KEYS", "TrainConfig", "Trainer", "TrainingDivergedError", "image_order", "latest_checkpoint"]

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from semdyn.data.scene_data import load_scene
+from semdyn.deform import MLPDeformConfig
 from semdyn.errors import InputError
 from semdyn.train.presets import static
 from semdyn.train.trainer import Trainer
@@ -37,6 +38,14 @@ def test_a_static_checkpoint_into_a_deforming_run_is_refused(tiny_scene: Path, t
     static_run.train()
     with pytest.raises(InputError, match=r"was trained with --model.deformation None, this run has on"):
         Trainer(dataclasses.replace(cfg, max_steps=6), data).load(static_run.last_checkpoint)
+
+
+def test_another_deformation_model_is_named_by_its_option(tmp_path: Path, data, trained: Path) -> None:
+    """Named by its option and the two models (the saved type tags), not by a field the two happen to share."""
+    cfg = _config(data.sequence.transforms_path.parent, tmp_path, 9)
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, deformation=MLPDeformConfig()))
+    with pytest.raises(InputError, match=r"--model.deformation HexPlaneConfig, this run has MLPDeformConfig"):
+        Trainer(cfg, data).load(trained)
 
 
 def test_another_sh_degree_is_refused_before_training(tiny_scene: Path, tmp_path: Path, data, trained: Path) -> None:
