@@ -25,7 +25,8 @@ from semdyn.scene.strategy import NODE_IDS, get_labels
 from semdyn.semantics.groups import SemanticGroups
 from semdyn.synth import ensure_scene
 from semdyn.train.resume import FINGERPRINT_KEY, NORMALIZATION_KEY, normalization_from_dict, sequence_fingerprint
-from semdyn.train.trainer import TrainConfig, latest_checkpoint
+from semdyn.train.run_dir import latest_checkpoint
+from semdyn.train.trainer import TrainConfig
 
 CLASS_IDS = "class_ids"
 """Strategy-state key of per-Gaussian semantic class ids, int64 [N] (-1 = none), when semantics wrote them."""

@@ -27,12 +27,9 @@ first dictionary entry whose class is the pixel's class), so instance separation
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import logging
 import os
-import socket
-import threading
 import time
 from collections.abc import Generator, Mapping
 from contextlib import contextmanager
@@ -49,6 +46,7 @@ from torch import Tensor
 
 from semdyn.errors import DataFormatError, InputError
 from semdyn.ops import resolve_device
+from semdyn.semantics.cache import atomic_write, content_hash, frame_key, write_id_map
 from semdyn.semantics.clip import ClipConfig, ClipEncoder
 from semdyn.semantics.dictionary import DEFAULT_DICTIONARY, ObjectDictionary, load_dictionary
 from semdyn.semantics.matching import mask_index_map, match_to_dictionary, paint_id_map
@@ -109,33 +107,9 @@ class ExtractConfig:
         )
 
 
-def _hash(text: bytes) -> str:
-    return hashlib.sha256(text).hexdigest()
-
-
 def run_key(config: ExtractConfig, dictionary: ObjectDictionary) -> str:
     """16 hex digits identifying the options (the cache sub-folder)."""
-    return _hash(json.dumps(config.output_params(dictionary), sort_keys=True).encode())[:16]
-
-
-def frame_key(run: str, image_path: Path) -> str:
-    """24 hex digits identifying (options, image bytes)."""
-    return _hash(run.encode() + _hash(Path(image_path).read_bytes()).encode())[:24]
-
-
-def _tmp_prefix() -> str:
-    """Temporary-file prefix unique to this thread across the processes and hosts of a shared file system."""
-    return f".tmp{socket.gethostname()}.{os.getpid()}.{threading.get_ident()}-"
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` then move the file to ``path`` (the suffix is kept for numpy/PIL)."""
-    tmp = path.with_name(f"{_tmp_prefix()}{path.name}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    return content_hash(json.dumps(config.output_params(dictionary), sort_keys=True).encode())[:16]
 
 
 def parse_shard(shard: str | None, env: Mapping[str, str] | None = None) -> tuple[int, int]:
@@ -182,33 +156,6 @@ def frame_claim(lock_dir: Path, key: str) -> Generator[bool, None, None]:
             path.unlink(missing_ok=True)
     finally:
         os.close(fd)  # releases the lock
-
-
-def write_id_map(path: Path, id_map: np.ndarray) -> None:
-    """Atomically write an object-ID map [H, W] (values 0..65535) as a 16-bit PNG."""
-    arr = np.ascontiguousarray(id_map.astype(np.uint16))
-    _atomic_write(path, lambda tmp: Image.fromarray(arr).save(tmp, format="PNG"))
-
-
-def read_id_map(path: Path) -> Tensor:
-    """[H, W] int64 object-ID map from a 16-bit PNG."""
-    try:
-        with Image.open(path) as im:
-            return torch.from_numpy(np.asarray(im).astype(np.int64))
-    except (OSError, ValueError) as err:
-        raise DataFormatError(path, f"not a readable 16-bit ID map ({type(err).__name__})") from err
-
-
-def read_cached_id_map(run_dir: Path, image_path: Path) -> Tensor:
-    """The cached [H, W] object-ID map of one image from a run folder (``meta.json`` inside)."""
-    meta_path = Path(run_dir) / "meta.json"
-    if not meta_path.is_file():
-        raise DataFormatError(run_dir, "not an extract_semantics run folder (no meta.json)")
-    run = json.loads(meta_path.read_text())["run_key"]
-    png = Path(run_dir) / "frames" / f"{frame_key(run, image_path)}.png"
-    if not png.is_file():
-        raise DataFormatError(png, f"no cached ID map for {image_path}; run scripts/extract_semantics.py on it")
-    return read_id_map(png)
 
 
 def crop_patches(image: Tensor, masks: Tensor, context: float) -> Tensor:
@@ -345,7 +292,7 @@ def _write_frame(folder: Path, key: str, result: FrameResult, meta: dict[str, An
                 meta=np.array(json.dumps(meta)),
             )
 
-    _atomic_write(folder / f"{key}.npz", save_npz)
+    atomic_write(folder / f"{key}.npz", save_npz)
     write_id_map(folder / f"{key}.png", result.id_map)  # last: the frame is done when its .png exists
 
 
@@ -379,7 +326,7 @@ def extract_sequence(config: ExtractConfig, show_progress: bool = True) -> dict[
     if config.random_weights:
         meta["warning"] = "SAM and CLIP ran on randomly initialised weights: masks and matches are meaningless"
     meta_path = run_dir / "meta.json"  # every shard writes the same text (atomically)
-    _atomic_write(meta_path, lambda tmp: tmp.write_text(json.dumps(meta, indent=2, default=str)))
+    atomic_write(meta_path, lambda tmp: tmp.write_text(json.dumps(meta, indent=2, default=str)))
     mine = list(range(shard, len(frames), num_shards))
     keys = {i: frame_key(run, frames[i].image_path) for i in mine}
     todo = [i for i in mine if not (folder / f"{keys[i]}.png").is_file()]

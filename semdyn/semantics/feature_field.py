@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from semdyn.errors import DataFormatError
 from semdyn.render import RenderConfig, render
+from semdyn.semantics.cache import frame_key
 
 LATENT_KEY = "feature_latent"
 """Name of the per-Gaussian latent in the scene's parameters."""
@@ -94,8 +95,6 @@ class PixelTargets:
 
     def __init__(self, run_dir: Path, data: Any) -> None:
         import json
-
-        from semdyn.semantics.extract import frame_key
 
         meta = json.loads((Path(run_dir) / "meta.json").read_text())
         self.embeddings: list[Tensor] = []

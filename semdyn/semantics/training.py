@@ -34,6 +34,7 @@ from semdyn.scene.nodes.base import BACKGROUND_ID, OBJECT_ID0
 from semdyn.scene.promotion import regroup
 from semdyn.scene.registration import Sweeps
 from semdyn.scene.strategy import CLASS_IDS, NODE_IDS, set_labels
+from semdyn.semantics.cache import read_cached_id_map
 from semdyn.semantics.dictionary import DEFAULT_DICTIONARY, load_dictionary
 from semdyn.semantics.feature_field import (
     LATENT_KEY,
@@ -112,7 +113,6 @@ def positions_at_anchor(model: Any, frame_times: Tensor) -> Tensor:
 def load_cached_id_maps(cache_dir: Path, data: Any) -> Tensor:
     """[F, H, W] int64 object-ID maps of every frame of ``data`` from an extract_semantics run folder, subsampled
     to the training resolution as the instance masks are."""
-    from semdyn.semantics.extract import read_cached_id_map
 
     maps = []
     h, w = data.height, data.width

@@ -20,7 +20,7 @@ from semdyn.config_io import TYPE_KEY, config_to_json
 from semdyn.data.sequence import SceneNormalization
 from semdyn.errors import InputError
 from semdyn.train.options import flag
-from semdyn.train.run_dir import checkpoint_step, run_checkpoints
+from semdyn.train.run_dir import checkpoint_step, latest_checkpoint, run_checkpoints
 
 if TYPE_CHECKING:
     from semdyn.data.scene_data import SceneData
@@ -78,8 +78,6 @@ def read_train_checkpoint(path: Path, device: torch.device, option: str = "--loa
         InputError: nothing to read there, or the file is unreadable; then the newest older checkpoint of the same
             folder that reads is offered.
     """
-    from semdyn.train.trainer import latest_checkpoint
-
     ckpt_path = latest_checkpoint(Path(path))
     try:
         return ckpt_path, _torch_load(ckpt_path, device)

@@ -185,7 +185,21 @@ def claim_run_dir(run_dir: Path, load_dir: Path | None = None, overwrite: bool =
         _unlock(run_dir, fd)
 
 
+def latest_checkpoint(path: Path, option: str = "--load-dir") -> Path:
+    """The checkpoint file itself, or the newest ``step-*.pt`` under ``path/checkpoints`` (``option`` names the
+    argument in the error)."""
+    if path.is_file():
+        return path
+    if not path.exists():
+        raise InputError(f"{option} {path}: no such checkpoint file or run folder")
+    ckpts = run_checkpoints(path)
+    if not ckpts:
+        raise InputError(f"{option} {path}: no checkpoint (checkpoints/step-*.pt) found there")
+    return ckpts[-1]
+
+
 __all__ = [
+    "latest_checkpoint",
     "RunDirInUseError",
     "checkpoint_step",
     "claim_run_dir",

@@ -121,19 +121,6 @@ def _atomic_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def latest_checkpoint(path: Path, option: str = "--load-dir") -> Path:
-    """The checkpoint file itself, or the newest ``step-*.pt`` under ``path/checkpoints`` (``option`` names the
-    argument in the error)."""
-    if path.is_file():
-        return path
-    if not path.exists():
-        raise InputError(f"{option} {path}: no such checkpoint file or run folder")
-    ckpts = run_checkpoints(path)
-    if not ckpts:
-        raise InputError(f"{option} {path}: no checkpoint (checkpoints/step-*.pt) found there")
-    return ckpts[-1]
-
-
 class Trainer:
     """Builds the data, model, optimisers and strategy from a :class:`TrainConfig` and trains."""
 
@@ -414,4 +401,4 @@ class Trainer:
             log.info("resumed from %s at step %d", ckpt_path, self.step)
 
 
-__all__ = ["PARAM_KEYS", "TrainConfig", "Trainer", "TrainingDivergedError", "image_order", "latest_checkpoint"]
+__all__ = ["PARAM_KEYS", "TrainConfig", "Trainer", "TrainingDivergedError", "image_order"]

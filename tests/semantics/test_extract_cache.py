@@ -11,8 +11,9 @@ import pytest
 
 from semdyn.errors import InputError, MissingCheckpointError
 from semdyn.semantics import extract
+from semdyn.semantics.cache import read_cached_id_map, read_id_map
 from semdyn.semantics.clip import ClipConfig
-from semdyn.semantics.extract import ExtractConfig, extract_sequence, read_cached_id_map, read_id_map
+from semdyn.semantics.extract import ExtractConfig, extract_sequence
 from semdyn.semantics.sam import SamConfig
 
 

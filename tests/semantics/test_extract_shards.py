@@ -17,8 +17,9 @@ import pytest
 from semdyn.data import read_sequence
 from semdyn.errors import InputError
 from semdyn.semantics import extract
+from semdyn.semantics.cache import read_id_map
 from semdyn.semantics.clip import ClipConfig
-from semdyn.semantics.extract import ExtractConfig, extract_sequence, frame_claim, parse_shard, read_id_map
+from semdyn.semantics.extract import ExtractConfig, extract_sequence, frame_claim, parse_shard
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "extract_semantics.py"
 

@@ -28,7 +28,7 @@ from semdyn.data.nerfstudio_dataparser import SemdynDataParserConfig  # noqa: E4
 from semdyn.method_config import semdyn_cpu_method  # noqa: E402
 from semdyn.nerfstudio.model import camera_arguments  # noqa: E402
 from semdyn.scene.strategy import set_labels  # noqa: E402
-from semdyn.semantics.extract import frame_key, write_id_map  # noqa: E402
+from semdyn.semantics.cache import frame_key, write_id_map  # noqa: E402
 from semdyn.semantics.feature_field import LATENT_KEY, FeatureFieldConfig  # noqa: E402
 from semdyn.semantics.query import CANONICAL_NEGATIVES, relevancy_image  # noqa: E402
 from semdyn.semantics.training import SemanticsConfig  # noqa: E402
