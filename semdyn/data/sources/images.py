@@ -33,6 +33,7 @@ from semdyn.data.sources.common import (
     rigid,
     select_cameras,
 )
+from semdyn.data.sources.kitti_files import image_loader
 from semdyn.errors import DataFormatError, InputError
 
 log = logging.getLogger("semdyn")
@@ -283,8 +284,6 @@ def _reconstruct(
 
 def _scene(reconstruction, data: Path, cameras, times, full, scales, options: ImagesOptions) -> SourceScene:  # noqa: ANN001
     """The registered frames (full-resolution files, scaled intrinsics) and the sparse points as timed chunks."""
-    from semdyn.data.sources.kitti import _image_loader
-
     frames: list[CameraFrame] = []
     index_of = {}
     for image_id in reconstruction.reg_image_ids():
@@ -300,7 +299,7 @@ def _scene(reconstruction, data: Path, cameras, times, full, scales, options: Im
         cam_from_world = np.asarray(image.cam_from_world().matrix())
         pose = np.linalg.inv(rigid(cam_from_world[:, :3], cam_from_world[:, 3]))
         path = full[camera_name][i]
-        loader = _image_loader(path, "the frame")
+        loader = image_loader(path, "the frame")
         frames.append(CameraFrame(camera_name, times[i], pose, model, loader, image_source=path))
     first_seen: dict[int, list[np.ndarray]] = {}
     for point in reconstruction.points3D.values():

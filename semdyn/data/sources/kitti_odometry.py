@@ -22,16 +22,15 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from semdyn.data.images import image_size
 from semdyn.data.sources.common import CameraFrame, CameraModel, SourceScene, rigid, select_cameras, select_range
+from semdyn.data.sources.kitti_files import KittiOptions, image_loader, scan_loader, velodyne_sweeps
+from semdyn.data.sources.lidar_objects import moving_objects
+from semdyn.data.sources.odometry import lidar_odometry, resolve_backend
 from semdyn.errors import DataFormatError, InputError, read_text
-
-if TYPE_CHECKING:
-    from semdyn.data.sources.kitti import KittiOptions
 
 log = logging.getLogger("semdyn")
 
@@ -54,10 +53,6 @@ def is_odometry_layout(data: Path) -> bool:
 
 def load(options: KittiOptions) -> SourceScene:
     """Read the selected frames of a KITTI odometry sequence into a `SourceScene` (`kitti.load` dispatches here)."""
-    from semdyn.data.sources.kitti import _image_loader, _scan_loader, _sweeps  # kitti imports this module
-    from semdyn.data.sources.lidar_objects import moving_objects
-    from semdyn.data.sources.odometry import lidar_odometry, resolve_backend
-
     folder, poses_path = _sequence_folder(Path(options.data), options.sequence)
     available = [c for c in CAMERAS if (folder / c).is_dir()]
     requested = options.cameras if options.cameras is not None else None
@@ -100,7 +95,7 @@ def load(options: KittiOptions) -> SourceScene:
     if use_lidar_poses:
         backend = resolve_backend(options.odometry.backend)
         log.info("%s: ego poses from LiDAR odometry (%s) on %d Velodyne scans", folder, backend, len(indices))
-        velo = lidar_odometry([_scan_loader(velodyne / f"{i:06d}.bin") for i in indices], options.odometry)
+        velo = lidar_odometry([scan_loader(velodyne / f"{i:06d}.bin") for i in indices], options.odometry)
         assert velo_to_cam0 is not None  # checked above: LiDAR poses need the Tr calibration
         world_from_cam0 = velo @ np.linalg.inv(velo_to_cam0)
         world_from_cam0 = np.linalg.inv(world_from_cam0[0]) @ world_from_cam0
@@ -120,13 +115,13 @@ def load(options: KittiOptions) -> SourceScene:
         for j, i in enumerate(indices):
             path = images[camera][i]
             pose = world_from_cam0[j] @ cam0_from_cam
-            frames.append(CameraFrame(camera, times[i], pose, model, _image_loader(path), image_source=path))
+            frames.append(CameraFrame(camera, times[i], pose, model, image_loader(path), image_source=path))
     sweeps, tracks = [], []
     lidar_objects = options.objects and options.objects_from != "labels" and velodyne.is_dir()
     if options.objects_from == "lidar" and not lidar_objects and options.objects:
         raise DataFormatError(velodyne, "--objects-from lidar needs the sequence's Velodyne scans, which are missing")
     if (options.lidar or lidar_objects) and velodyne.is_dir() and velo_to_cam0 is not None:
-        sweeps = _sweeps(velodyne, "{:06d}.bin", indices, times, world_from_cam0 @ velo_to_cam0)
+        sweeps = velodyne_sweeps(velodyne, "{:06d}.bin", indices, times, world_from_cam0 @ velo_to_cam0)
     if lidar_objects and sweeps:
         log.info("KITTI odometry has no object labels: moving objects found in the LiDAR sweeps")
         tracks = moving_objects(sweeps, options.lidar_objects)

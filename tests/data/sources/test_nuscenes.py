@@ -57,7 +57,7 @@ def test_sweeps_use_capture_times_and_interpolate_tracks(dataroot: fx.NuScenesTr
     np.testing.assert_allclose(car.size, [4.5, 1.9, 1.6])  # nuScenes (w, l, h) -> (l, w, h)
     assert len(car.times) == 25 and ped.times[0] >= 0.5 - 1e-9  # covered span only: no extrapolation
     for time, pose in zip(car.times, car.object_to_world, strict=True):
-        expected = fx.car_pose(fx.START + round(time * 1e6))
+        expected = fx.car_pose(fx.START + round(float(time) * 1e6))
         expected[:3, 3] -= offset
         np.testing.assert_allclose(pose, expected, atol=1e-6)
 
