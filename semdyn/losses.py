@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from semdyn.eval.image import ssim
+from semdyn.ops.ssim import ssim_images
 
 
 def l1_loss(pred: Tensor, gt: Tensor) -> Tensor:
@@ -15,7 +15,7 @@ def l1_loss(pred: Tensor, gt: Tensor) -> Tensor:
 
 def dssim_loss(pred: Tensor, gt: Tensor) -> Tensor:
     """1 - SSIM (the 11-pixel Gaussian-window SSIM that nerfstudio reports). pred, gt: [B, H, W, 3]."""
-    return 1.0 - ssim(pred, gt).mean()
+    return 1.0 - ssim_images(pred, gt).mean()
 
 
 def depth_loss(pred_depth: Tensor, sparse_depth: Tensor, alpha: Tensor | None = None) -> Tensor:

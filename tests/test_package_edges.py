@@ -43,9 +43,7 @@ LAYERS: dict[str, int] = {
     "method_config": 8,
 }
 
-KNOWN: set[tuple[str, str]] = {
-    ("losses", "eval"),  # the differentiable SSIM of the D-SSIM loss is the metric's (eval.image)
-}
+KNOWN: set[tuple[str, str]] = set()
 
 
 def _package_of(path: Path) -> str:

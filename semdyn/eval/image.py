@@ -28,10 +28,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from semdyn.errors import InputError, MissingCheckpointError
+from semdyn.ops.ssim import ssim_images
 
 logger = logging.getLogger(__name__)
 
@@ -42,10 +42,6 @@ LPIPS_WEIGHTS_ENV = "SEMDYN_LPIPS_WEIGHTS"
 
 LPIPS_WEIGHTS_FILENAME = "alexnet-owt-7be5be79.pth"
 """The file torchvision (and so torchmetrics' LPIPS) would download into the torch hub cache."""
-
-SSIM_WINDOW_SIZE = 11
-SSIM_WINDOW_SIGMA = 1.5
-SSIM_K = (0.01, 0.03)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -137,28 +133,6 @@ def psnr(pred: ArrayLike, gt: ArrayLike) -> Tensor:
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def _gaussian_window(size: int, sigma: float) -> Tensor:
-    """1-D Gaussian window ``[size]`` summing to 1, in float32 as pytorch_msssim builds it."""
-    coords = torch.arange(size, dtype=torch.float32) - size // 2
-    g = torch.exp(-(coords**2) / (2 * sigma**2))
-    return g / g.sum()
-
-
-def _gaussian_filter(x: Tensor, win: Tensor) -> Tensor:
-    """Separable 'valid' Gaussian blur of ``x [B, C, H, W]`` with ``win [K]``.
-
-    Like pytorch_msssim, a spatial dimension shorter than the window is left unblurred.
-    """
-    channels = x.shape[1]
-    k = win.shape[0]
-    out = x
-    if x.shape[2] >= k:
-        out = F.conv2d(out, win.view(1, 1, k, 1).repeat(channels, 1, 1, 1), groups=channels)
-    if x.shape[3] >= k:
-        out = F.conv2d(out, win.view(1, 1, 1, k).repeat(channels, 1, 1, 1), groups=channels)
-    return out
-
-
 def ssim(pred: ArrayLike, gt: ArrayLike) -> Tensor:
     """Structural similarity per image, as pytorch_msssim ``SSIM(data_range=1.0, size_average=True, channel=3)``.
 
@@ -173,19 +147,7 @@ def ssim(pred: ArrayLike, gt: ArrayLike) -> Tensor:
         SSIM (unitless, at most 1): shape ``[]`` for one image, ``[B]`` for a batch.
     """
     pred_t, gt_t, single = _check_image_pair(pred, gt)
-    x, y = _to_nchw(pred_t), _to_nchw(gt_t)
-    win = _gaussian_window(SSIM_WINDOW_SIZE, SSIM_WINDOW_SIGMA).to(device=x.device, dtype=x.dtype)
-    c1 = (SSIM_K[0] * 1.0) ** 2
-    c2 = (SSIM_K[1] * 1.0) ** 2
-    mu1 = _gaussian_filter(x, win)
-    mu2 = _gaussian_filter(y, win)
-    mu1_sq, mu2_sq, mu1_mu2 = mu1.pow(2), mu2.pow(2), mu1 * mu2
-    sigma1_sq = _gaussian_filter(x * x, win) - mu1_sq
-    sigma2_sq = _gaussian_filter(y * y, win) - mu2_sq
-    sigma12 = _gaussian_filter(x * y, win) - mu1_mu2
-    cs_map = (2 * sigma12 + c2) / (sigma1_sq + sigma2_sq + c2)
-    ssim_map = ((2 * mu1_mu2 + c1) / (mu1_sq + mu2_sq + c1)) * cs_map
-    out = torch.flatten(ssim_map, 2).mean(-1).mean(-1)  # [B]: mean over the map, then over channels
+    out = ssim_images(pred_t, gt_t)
     return out[0] if single else out
 
 

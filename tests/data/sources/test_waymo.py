@@ -65,7 +65,9 @@ def test_boxes_become_tracks_and_masks(converted: tuple[fx.WaymoTruth, Path]) ->
         np.testing.assert_allclose(pose, expected, atol=1e-9)
     front = next(f for f in seq.frames if f.camera == "FRONT" and f.time == 0.0)
     mask = load_instance_mask(front.mask_path)
-    centre = np.linalg.inv(front.camera_to_world @ np.diag([1.0, -1.0, -1.0, 1.0])) @ moving.object_to_world[0][:, 3].numpy()
+    centre = (
+        np.linalg.inv(front.camera_to_world @ np.diag([1.0, -1.0, -1.0, 1.0])) @ moving.object_to_world[0][:, 3].numpy()
+    )
     u, v = fx.FOCAL * centre[0] / centre[2] + WIDTH / 2, fx.FOCAL * centre[1] / centre[2] + HEIGHT / 2
     assert mask[int(v), int(u)] == moving.id
     assert mask[0, 0] == 0 and 0.02 < (mask == moving.id).mean() < 0.5
