@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from semdyn.conventions import quat_identity, quat_multiply, quat_normalize
 from semdyn.errors import InputError
+from semdyn.shapes import check_shape
 
 
 @dataclass
@@ -55,10 +56,7 @@ class Deformation:
 
 def check_means(means: object, name: str = "means") -> Tensor:
     """Return ``means`` if it is a floating [N, 3] tensor, else raise :class:`InputError` naming it."""
-    if not isinstance(means, Tensor) or means.dim() != 2 or means.shape[1] != 3 or not means.is_floating_point():
-        got = f"shape {list(means.shape)} {means.dtype}" if isinstance(means, Tensor) else type(means).__name__
-        raise InputError(f"{name} must be a floating-point tensor of shape [N, 3], got {got}")
-    return means
+    return check_shape(means, "[N, 3]", name, floating=True)
 
 
 def check_time(t: object) -> float:
@@ -81,9 +79,7 @@ def check_mask(mask: object, n: int, device: torch.device) -> Tensor | None:
     """Return ``mask`` if it is None or a bool [n] tensor on ``device``, else raise :class:`InputError`."""
     if mask is None:
         return None
-    if not isinstance(mask, Tensor) or mask.dtype != torch.bool or mask.shape != (n,):
-        got = f"shape {list(mask.shape)} {mask.dtype}" if isinstance(mask, Tensor) else type(mask).__name__
-        raise InputError(f"mask must be a bool tensor of shape [N] = [{n}] (one entry per Gaussian), got {got}")
+    mask = check_shape(mask, "[N]", "mask", dims={"N": n}, dtype=torch.bool)  # one entry per Gaussian
     if mask.device != device:
         raise InputError(f"mask must be on the device of means ({device}), got {mask.device}")
     return mask
@@ -91,9 +87,7 @@ def check_mask(mask: object, n: int, device: torch.device) -> Tensor | None:
 
 def check_aabb(aabb: object) -> Tensor:
     """Return ``aabb`` if it is a [2, 3] (min, max) floating tensor with max > min on every axis, else raise."""
-    if not isinstance(aabb, Tensor) or aabb.shape != (2, 3) or not aabb.is_floating_point():
-        got = f"shape {list(aabb.shape)} {aabb.dtype}" if isinstance(aabb, Tensor) else type(aabb).__name__
-        raise InputError(f"aabb must be a floating-point tensor of shape [2, 3] (min row, max row), got {got}")
+    aabb = check_shape(aabb, "[2, 3]", "aabb (min row, max row)", floating=True)
     if not bool((aabb[1] > aabb[0]).all()):
         raise InputError(f"aabb must have max > min on every axis, got min {aabb[0].tolist()} max {aabb[1].tolist()}")
     return aabb

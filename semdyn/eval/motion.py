@@ -35,6 +35,7 @@ from torch import Tensor
 
 from semdyn.data.object_track import ObjectTrack
 from semdyn.errors import InputError
+from semdyn.shapes import check_shape
 
 ArrayLike = Tensor | np.ndarray
 
@@ -54,23 +55,18 @@ def _as_tensor(x: Any, name: str, shape: str) -> Tensor:
     return x
 
 
-def _float_tensor(x: Any, name: str, shape: str, ndim: int, last: int | None = None) -> Tensor:
-    t = _as_tensor(x, name, shape)
+def _float_tensor(x: Any, name: str, pattern: str, dims: dict[str, int] | None = None) -> Tensor:
+    """``x`` (tensor, array or list of real numbers of shape ``pattern``, letters bound in ``dims``) as float64."""
+    t = _as_tensor(x, name, pattern)
     if not (torch.is_floating_point(t) or t.dtype in (torch.int32, torch.int64)):
-        raise InputError(f"{name} must hold real numbers, shape {shape}, got dtype {t.dtype}")
-    if t.ndim != ndim or (last is not None and t.shape[-1] != last):
-        raise InputError(f"{name} must have shape {shape}, got {list(t.shape)}")
-    return t.to(torch.float64)
+        raise InputError(f"{name} must hold real numbers, shape {pattern}, got dtype {t.dtype}")
+    return check_shape(t, pattern, name, dims=dims).to(torch.float64)
 
 
 def _check_means(canonical_means: Any, deformed_means: Any) -> tuple[Tensor, Tensor]:
-    canonical = _float_tensor(canonical_means, "canonical_means", "[N, 3]", 2, 3)
-    deformed = _float_tensor(deformed_means, "deformed_means", "[T, N, 3]", 3, 3)
-    if deformed.shape[1] != canonical.shape[0]:
-        raise InputError(
-            f"deformed_means must have shape [T, N, 3] with N = {canonical.shape[0]} (canonical_means), "
-            f"got {list(deformed.shape)}"
-        )
+    dims: dict[str, int] = {}
+    canonical = _float_tensor(canonical_means, "canonical_means", "[N, 3]", dims)
+    deformed = _float_tensor(deformed_means, "deformed_means", "[T, N, 3]", dims)
     return canonical, deformed.to(canonical.device)
 
 
@@ -104,11 +100,11 @@ def points_in_box(points: ArrayLike, object_to_world: ArrayLike, size: ArrayLike
     Returns:
         ``[N]`` bool.
     """
-    pts = _float_tensor(points, "points", "[N, 3]", 2, 3)
-    mat = _float_tensor(object_to_world, "object_to_world", "[4, 4]", 2, 4).to(pts.device)
+    pts = _float_tensor(points, "points", "[N, 3]")
+    mat = _float_tensor(object_to_world, "object_to_world", "[4, 4]").to(pts.device)
     if mat.shape[0] != 4:
         raise InputError(f"object_to_world must have shape [4, 4], got {list(mat.shape)}")
-    sz = _float_tensor(size, "size", "[3]", 1, 3).to(pts.device)
+    sz = _float_tensor(size, "size", "[3]").to(pts.device)
     if bool((sz / 2 + margin <= 0).any()):
         raise InputError("size must be [3] positive metres, and margin not below -size/2")
     return _box_depth(pts, mat, sz, margin) <= 1.0
@@ -156,7 +152,7 @@ def assign_to_objects(
     Returns:
         ``[N]`` int64 object ids, -1 where a Gaussian is in no box.
     """
-    means = _float_tensor(canonical_means, "canonical_means", "[N, 3]", 2, 3)
+    means = _float_tensor(canonical_means, "canonical_means", "[N, 3]")
     ids = torch.full((means.shape[0],), -1, dtype=torch.int64, device=means.device)
     best = torch.full((means.shape[0],), math.inf, dtype=torch.float64, device=means.device)
     for track in _check_tracks(tracks):
@@ -212,7 +208,7 @@ class MotionError:
 
 
 def _times_tensor(times: Any, num: int) -> Tensor:
-    t = _float_tensor(times, "times", "[T]", 1)
+    t = _float_tensor(times, "times", "[T]")
     if t.shape[0] != num:
         raise InputError(f"times must have shape [T] with T = {num} (deformed_means' first dimension)")
     return t.cpu()
@@ -334,7 +330,7 @@ def rigidity_error(
         ``MotionError`` in metres; ``count`` is the number of pairs. NaN with a reason when ``T < 2`` or no object
         has two Gaussians.
     """
-    deformed = _float_tensor(deformed_means, "deformed_means", "[T, N, 3]", 3, 3)
+    deformed = _float_tensor(deformed_means, "deformed_means", "[T, N, 3]")
     ids = _as_tensor(object_ids, "object_ids", "[N] int")
     if torch.is_floating_point(ids) or ids.dtype == torch.bool or tuple(ids.shape) != (deformed.shape[1],):
         raise InputError(f"object_ids must be an int tensor of shape [N] = [{deformed.shape[1]}], -1 for none")

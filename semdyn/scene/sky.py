@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from semdyn.errors import InputError
+from semdyn.shapes import check_shape
 
 
 @dataclass(frozen=True)
@@ -37,10 +38,9 @@ class SkyConfig:
 
 
 def _check_cameras(name: str, viewmats: Tensor, Ks: Tensor, width: int, height: int) -> None:
-    if not isinstance(viewmats, Tensor) or viewmats.dim() != 3 or viewmats.shape[1:] != (4, 4):
-        raise InputError(f"{name}: viewmats must have shape [C, 4, 4], got {getattr(viewmats, 'shape', viewmats)}")
-    if not isinstance(Ks, Tensor) or Ks.shape != (viewmats.shape[0], 3, 3):
-        raise InputError(f"{name}: Ks must have shape [C, 3, 3] with C={viewmats.shape[0]}")
+    dims: dict[str, int] = {}
+    check_shape(viewmats, "[C, 4, 4]", f"{name}: viewmats", dims=dims)
+    check_shape(Ks, "[C, 3, 3]", f"{name}: Ks", dims=dims)
     if Ks.device != viewmats.device:
         raise InputError(f"{name}: Ks is on {Ks.device} but viewmats is on {viewmats.device}")
     for arg, v in (("width", width), ("height", height)):

@@ -107,7 +107,7 @@ def test_points_in_box_rotated_and_boundary() -> None:
     )
     assert points_in_box(pts, pose, size).tolist() == [True, True, False, True, False]
     assert points_in_box(pts.numpy(), pose.numpy(), size.numpy(), margin=0.6).tolist() == [True] * 5
-    with pytest.raises(InputError, match=r"points must have shape \[N, 3\]"):
+    with pytest.raises(InputError, match=r"points must be a tensor of shape \[N, 3\]"):
         points_in_box(pts[:, :2], pose, size)
     with pytest.raises(InputError, match="object_to_world"):
         points_in_box(pts, pose[:3], size)

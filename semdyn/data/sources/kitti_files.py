@@ -62,6 +62,9 @@ class KittiOptions(ConvertOptions):
 
 
 def image_loader(path: Path, what: str = "the KITTI image") -> Callable[[], np.ndarray]:
+    """Loads ``path`` as uint8 RGB [H, W, 3] when called (grey images become RGB); a missing or unreadable file is
+    one :class:`DataFormatError` naming it (``what`` says what it is)."""
+
     def load() -> np.ndarray:
         if not path.is_file():
             raise DataFormatError(path, f"{what} is missing")
