@@ -33,6 +33,11 @@ from semdyn.errors import InputError
 _ENABLED = [os.environ.get("SEMDYN_CHECK_SHAPES", "1") != "0"]
 
 
+def shape_checks_enabled() -> bool:
+    """Whether :func:`check_shape` checks now (``SEMDYN_CHECK_SHAPES=0`` turns it off for the process)."""
+    return _ENABLED[0]
+
+
 @contextmanager
 def shape_checks(enabled: bool) -> Generator[None]:
     """Within the block, :func:`check_shape` checks (True) or returns its input unchecked (False)."""

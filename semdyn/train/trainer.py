@@ -38,6 +38,7 @@ from semdyn.scene.dynamic import DynamicSceneConfig
 from semdyn.scene.gaussians import PARAM_KEYS, make_optimizers, means_lr_scheduler
 from semdyn.scene.strategy import NODE_IDS, densify_pre_backward, densify_statistics, densify_step, make_strategy
 from semdyn.semantics.training import SemanticLifter, SemanticsConfig
+from semdyn.shapes import shape_checks, shape_checks_enabled
 from semdyn.synth import SynthConfig, ensure_scene
 from semdyn.train import distributed
 from semdyn.train.options import validate_train_config
@@ -297,12 +298,16 @@ class Trainer:
         )
         with Progress(*columns, transient=False, disable=not main) as progress:
             task = progress.add_task("train", total=cfg.max_steps, completed=self.step, info="")
+            check = shape_checks_enabled()  # the hot path checks its shapes once, and again after each lift
             while self.step < cfg.max_steps:
-                record = self.train_step()
+                with shape_checks(check):
+                    record = self.train_step()
+                check = False
                 if self.semantics is not None and self.semantics.due(self.step):
                     optimizers = self.optimizers | self.extra_optimizers
                     with self._seeded(self.step, -2):  # every rank lifts the same labels
                         self.semantics.lift(self.model, self.strategy_state, self.device, optimizers=optimizers)
+                    check = shape_checks_enabled()
                 self.history.append(record | {"step": self.step})
                 info = f"loss {record['loss']:.4f}  {record['gaussians']:,} Gaussians"
                 progress.update(task, info=info)

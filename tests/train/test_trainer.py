@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import semdyn.shapes
 from semdyn.data.scene_data import load_scene
 from semdyn.scene.strategy import DensifyConfig
 from semdyn.train.presets import cpu_base_preset
@@ -114,3 +115,16 @@ def test_cli_end_to_end_and_errors(tiny_scene: Path, tmp_path: Path) -> None:
     )
     assert bad.returncode == 2
     assert "nowhere" in bad.stdout and "Traceback" not in bad.stdout + bad.stderr
+
+
+def test_the_hot_path_checks_its_shapes_once(tiny_scene: Path, tmp_path: Path, monkeypatch) -> None:
+    """check_shape runs its checks in the first step only (and again after a lift), not in every step."""
+    calls = []
+    parse = semdyn.shapes._parse
+    monkeypatch.setattr(semdyn.shapes, "_parse", lambda pattern: calls.append(pattern) or parse(pattern))
+    Trainer(_config(tiny_scene, tmp_path / "one", 1)).train()
+    one = len(calls)
+    calls.clear()
+    Trainer(_config(tiny_scene, tmp_path / "five", 5)).train()
+    assert one > 0 and len(calls) == one, (one, len(calls))
+    assert semdyn.shapes.shape_checks_enabled()  # on again once training returns
