@@ -12,7 +12,7 @@ bottom), and the rigidity error of the object's Gaussians alone beside that of a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -22,6 +22,10 @@ from semdyn.data.object_track import ObjectTrack
 from semdyn.eval.motion import assign_to_objects, carried_by, height_above_bottom, rigidity_error
 from semdyn.eval.scene_motion import _frame_times, _metres, deformed_centres
 from semdyn.scene.nodes.base import BACKGROUND_ID, DEFORMABLE_ID, OBJECT_ID0
+
+if TYPE_CHECKING:
+    from semdyn.data.scene_data import SceneData
+    from semdyn.scene.dynamic import DynamicScene
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,9 @@ def _holder(node_id: int) -> str:
 
 
 @torch.no_grad()
-def motion_breakdown(model: Any, data: Any, tracks: list[ObjectTrack], road_band: float = 0.1) -> list[ObjectBreakdown]:
+def motion_breakdown(
+    model: DynamicScene, data: SceneData, tracks: list[ObjectTrack], road_band: float = 0.1
+) -> list[ObjectBreakdown]:
     """Per moving object of ``tracks`` with Gaussians in its box, the split described in the module docstring.
 
     Args:

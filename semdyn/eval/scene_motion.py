@@ -10,7 +10,7 @@ canonical time, and the buckets are pooled by sample count. All distances are me
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -25,26 +25,32 @@ from semdyn.eval.motion import (
     trajectory_error,
 )
 
+if TYPE_CHECKING:
+    from semdyn.data.scene_data import SceneData
+    from semdyn.scene.dynamic import DynamicScene
 
-def _frame_times(data: Any) -> Tensor:
+
+def _frame_times(data: SceneData) -> Tensor:
     """[T] distinct normalised frame times of the sequence, increasing."""
     return torch.unique(data.times.float())
 
 
 @torch.no_grad()
-def deformed_centres(model: Any, times: Tensor) -> Tensor:
+def deformed_centres(model: DynamicScene, times: Tensor) -> Tensor:
     """[T, N, 3] deformed Gaussian centres (normalised units) at normalised ``times`` [T]."""
     return torch.stack([model.gaussians_at(float(t))["means"].detach().float().cpu() for t in times])
 
 
-def _metres(data: Any, xyz: Tensor) -> Tensor:
+def _metres(data: SceneData, xyz: Tensor) -> Tensor:
     """[..., 3] normalised units -> metres (float64)."""
     flat = data.normalization.points_to_metres(xyz.reshape(-1, 3).double().numpy())
     return torch.from_numpy(np.asarray(flat)).reshape(xyz.shape)
 
 
 @torch.no_grad()
-def motion_metrics(model: Any, data: Any, tracks: list[ObjectTrack], static_margin: float = 0.5) -> dict[str, float]:
+def motion_metrics(
+    model: DynamicScene, data: SceneData, tracks: list[ObjectTrack], static_margin: float = 0.5
+) -> dict[str, float]:
     """Trajectory error, static drift and rigidity error of ``model`` over every frame time of ``data``.
 
     Args:

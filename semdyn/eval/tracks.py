@@ -18,7 +18,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -29,6 +29,10 @@ from semdyn.errors import DataFormatError
 from semdyn.eval.motion import assign_to_objects
 from semdyn.scene.nodes.base import OBJECT_ID0
 from semdyn.scene.trajectory import so3_angle
+
+if TYPE_CHECKING:
+    from semdyn.data.scene_data import SceneData
+    from semdyn.scene.dynamic import DynamicScene
 
 TRACKS_VERSION = 1
 
@@ -81,14 +85,16 @@ class NodeTrack:
             raise DataFormatError(source, f"not a semdyn track ({type(err).__name__}: {err})") from err
 
 
-def _normalized_to_metres(data: Any, poses: Tensor) -> Tensor:
+def _normalized_to_metres(data: SceneData, poses: Tensor) -> Tensor:
     """[..., 4, 4] poses in the normalised world -> metres (float64)."""
     out = data.normalization.poses_to_metres(poses.double().cpu().numpy())
     return torch.from_numpy(np.asarray(out, dtype=np.float64))
 
 
 @torch.no_grad()
-def node_tracks(model: Any, data: Any, class_names: list[str] | None = None, tracks: list[ObjectTrack] | None = None):
+def node_tracks(
+    model: DynamicScene, data: SceneData, class_names: list[str] | None = None, tracks: list[ObjectTrack] | None = None
+):
     """:class:`NodeTrack` of every rigid object of ``model`` over the frame times of ``data`` within the interval
     it was seen, matched to ``tracks`` (ground truth, optional) by its members."""
     node = model.objects

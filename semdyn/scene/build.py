@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -18,6 +18,9 @@ from torch import Tensor
 
 from semdyn.scene.dynamic import DynamicScene, DynamicSceneConfig
 from semdyn.scene.gaussians import PARAM_KEYS
+
+if TYPE_CHECKING:
+    from semdyn.data.scene_data import SceneData
 
 
 @dataclass
@@ -79,7 +82,7 @@ def up_from_cameras(camera_to_worlds: Tensor, planar: float = 1e-2) -> Tensor:
     return up.float()
 
 
-def scene_init_from_data(data: Any) -> SceneInit:
+def scene_init_from_data(data: SceneData) -> SceneInit:
     """The :class:`SceneInit` of a :class:`semdyn.data.scene_data.SceneData` (OpenCV poses: image-up is -y)."""
     c2w = torch.linalg.inv(data.viewmats)
     c2w = c2w.clone()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,6 +23,9 @@ from torch import Tensor, nn
 from semdyn.errors import DataFormatError
 from semdyn.render import RenderConfig, render
 from semdyn.semantics.cache import frame_key
+
+if TYPE_CHECKING:
+    from semdyn.data.scene_data import SceneData
 
 LATENT_KEY = "feature_latent"
 """Name of the per-Gaussian latent in the scene's parameters."""
@@ -93,7 +96,7 @@ class PixelTargets:
     """Per-frame CLIP targets from an extract_semantics run: embeddings [M, D] and the mask index map, subsampled to
     the training resolution; ``target(i) -> ([H, W, D], valid [H, W])`` built on demand (never [F, H, W, D])."""
 
-    def __init__(self, run_dir: Path, data: Any) -> None:
+    def __init__(self, run_dir: Path, data: SceneData) -> None:
         import json
 
         meta = json.loads((Path(run_dir) / "meta.json").read_text())

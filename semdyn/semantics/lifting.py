@@ -18,7 +18,11 @@ import torch
 from rich.progress import track
 from torch import Tensor
 
+from semdyn.data.frame_cache import FrameCache
 from semdyn.errors import InputError
+
+LabelMaps = Sequence[Tensor] | Tensor | FrameCache
+"""ID maps by view index: a list, a stacked [F, H, W] tensor, or a :class:`FrameCache` that reads them from disk."""
 
 
 @dataclass
@@ -98,7 +102,7 @@ RenderTopK = Callable[[int], tuple[Tensor, Tensor]]
 @torch.no_grad()
 def lift_labels(
     render_topk: RenderTopK,
-    label_maps: Sequence[Tensor] | Tensor,
+    label_maps: LabelMaps,
     views: Sequence[int],
     num_gaussians: int,
     values: Tensor | None = None,
@@ -172,7 +176,7 @@ def _coalesce(keys: Tensor, weights: Tensor) -> tuple[Tensor, Tensor]:
 @torch.no_grad()
 def lift_sparse_votes(
     render_topk: RenderTopK,
-    label_maps: Sequence[Tensor] | Tensor,
+    label_maps: LabelMaps,
     views: Sequence[int],
     num_gaussians: int,
     values: Tensor | None = None,

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from semdyn.data.frame_cache import FrameCache
+
 
 @torch.no_grad()
 def label_points(
@@ -19,7 +21,7 @@ def label_points(
     times: Tensor,
     viewmats: Tensor,
     Ks: Tensor,
-    id_maps: Tensor,
+    id_maps: Tensor | FrameCache,
     views: list[int],
     window: float,
     depth_tolerance: float = 0.05,

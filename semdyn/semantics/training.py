@@ -23,7 +23,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import Tensor
@@ -60,6 +60,10 @@ from semdyn.semantics.tracking import (
     track_objects,
     track_views,
 )
+
+if TYPE_CHECKING:
+    from semdyn.data.scene_data import SceneData
+    from semdyn.scene.dynamic import DynamicScene
 
 log = logging.getLogger("semdyn")
 
@@ -103,14 +107,14 @@ def class_ids_of(group_ids: Tensor, group_classes: list[str], vocabulary: tuple[
 
 
 @torch.no_grad()
-def positions_at_anchor(model: Any, frame_times: Tensor) -> Tensor:
+def positions_at_anchor(model: DynamicScene, frame_times: Tensor) -> Tensor:
     """[N, 3] where each Gaussian is when it is most visible: its deformed centre at the frame time nearest its
     temporal-visibility anchor (normalised time 0.5 for models without visibility); the scene's own
     :meth:`~semdyn.scene.dynamic.DynamicScene.at_reference`."""
     return model.at_reference(frame_times)[1]
 
 
-def load_cached_id_maps(cache_dir: Path, data: Any) -> Tensor:
+def load_cached_id_maps(cache_dir: Path, data: SceneData) -> Tensor:
     """[F, H, W] int64 object-ID maps of every frame of ``data`` from an extract_semantics run folder, subsampled
     to the training resolution as the instance masks are."""
 
@@ -125,7 +129,7 @@ def load_cached_id_maps(cache_dir: Path, data: Any) -> Tensor:
     return torch.stack(maps).to(torch.int64)
 
 
-def _objects_groups(data: Any) -> SemanticGroups:
+def _objects_groups(data: SceneData) -> SemanticGroups:
     """One group per object of the sequence's ``objects``. A sequence without objects is fine when its masks hold
     no instance (a drive in which the converter found nothing that moves: nothing is lifted, every Gaussian stays in
     the deformable node); masks with instances but no objects to name them are refused."""
@@ -152,7 +156,7 @@ def _cached_mask_source(run_dir: Path) -> str:
 class SemanticLifter:
     """Holds the ID maps and the group table; lifts labels into a strategy state (see the module docstring)."""
 
-    def __init__(self, config: SemanticsConfig, data: Any) -> None:
+    def __init__(self, config: SemanticsConfig, data: SceneData) -> None:
         self.config = config
         self.data = data
         if not 1 <= config.topk <= 32:
@@ -207,13 +211,14 @@ class SemanticLifter:
         static = [i + 1 for i, e in enumerate(self.dictionary.entries) if e.static]
         cameras = [d.sequence.frames[v].camera for v in views]
         table = track_views([self.id_maps[v] for v in views], cameras, d.times[views], c.track_min_iou, static)
+        assert isinstance(self.id_maps, Tensor)  # the cached ID maps are read into memory (load_cached_id_maps)
         maps = torch.zeros_like(self.id_maps)
         maps[views] = table.maps
         table = TrackTable(maps=maps, entry=table.entry, tracked=table.tracked)
         log.info("semantics: %d tracks in %d training views", int(table.tracked.sum()), len(views))
         return table, track_conflicts(table)
 
-    def attach(self, model: Any, device: torch.device, generator: torch.Generator | None = None) -> None:
+    def attach(self, model: DynamicScene, device: torch.device, generator: torch.Generator | None = None) -> None:
         """Add the feature latent to the model's Gaussian parameters and build the decoder (feature field only)."""
         ff = self.config.feature_field
         if ff is None or self.feature_targets is None:
@@ -223,7 +228,9 @@ class SemanticLifter:
         self.decoder = FeatureDecoder(ff.latent_dim, self.feature_targets.dim, ff.hidden).to(device)
         self.decoder_optimizer = torch.optim.Adam(self.decoder.parameters(), lr=ff.decoder_lr)
 
-    def loss_terms(self, model: Any, outputs: dict[str, Any], frame: int, batch: dict[str, Any]) -> dict[str, Tensor]:
+    def loss_terms(
+        self, model: DynamicScene, outputs: dict[str, Any], frame: int, batch: dict[str, Any]
+    ) -> dict[str, Tensor]:
         """``{"feature": weight * (1 - cos)}`` of the decoded latent render against frame ``frame``'s CLIP targets;
         empty without a feature field."""
         ff = self.config.feature_field
@@ -252,7 +259,7 @@ class SemanticLifter:
     @torch.no_grad()
     def lift(
         self,
-        model: Any,
+        model: DynamicScene,
         state: dict[str, Any],
         device: torch.device,
         show_progress: bool = False,
@@ -316,7 +323,7 @@ class SemanticLifter:
         return Sweeps(d.points, d.point_times, torch.linalg.inv(d.viewmats)[:, :3, 3], d.times, self._sweep_groups)
 
     def _lift_instances(
-        self, model: Any, render_topk: RenderTopK, views: list[int], show_progress: bool
+        self, model: DynamicScene, render_topk: RenderTopK, views: list[int], show_progress: bool
     ) -> tuple[LiftResult, Tensor]:
         """Dictionary ID maps: the vote (over entries, or over track ids), then instances by 3D connectivity, split
         by conflicting tracks for instances=tracks. Sets ``self.groups``; returns the vote and ``group_ids [N]``."""

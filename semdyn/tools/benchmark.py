@@ -16,7 +16,7 @@ import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
@@ -27,6 +27,9 @@ from semdyn.tools.grouping import grouping_scores, gt_instances
 from semdyn.train.evaluate import evaluate, render_frame
 from semdyn.train.presets import cpu_base_preset, full_base_preset, semantic, static
 from semdyn.train.trainer import TrainConfig, Trainer
+
+if TYPE_CHECKING:
+    from semdyn.train.trainer import Trainer
 
 METHODS = ("static", "semdyn-base", "semdyn")
 """Method names in table order. ``static``: deformation and temporal visibility off (labelled as our model, not
@@ -90,7 +93,7 @@ def _peak_memory_mb(device: torch.device) -> float:
 
 
 @torch.no_grad()
-def _render_fps(trainer: Any) -> float:
+def _render_fps(trainer: Trainer) -> float:
     """Frames per second rendering the test views at the training resolution."""
 
     idx = trainer.data.test_idx.tolist()
@@ -128,7 +131,7 @@ def run_one(config: TrainConfig, method: str) -> dict[str, Any]:
     return row
 
 
-def track_summary(trainer: Any) -> dict[str, Any]:
+def track_summary(trainer: Trainer) -> dict[str, Any]:
     """The object nodes' track errors against the ground truth (:mod:`semdyn.eval.tracks`): the mean translation
     error and the largest heading error over the moving objects that a node matched, how many did, and the
     per-object rows (``track_errors``). NaN without objects."""

@@ -19,7 +19,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -34,12 +34,16 @@ from semdyn.semantics.training import SemanticsConfig, positions_at_anchor
 from semdyn.train.presets import PRESETS
 from semdyn.train.trainer import Trainer
 
+if TYPE_CHECKING:
+    from semdyn.data.scene_data import SceneData
+    from semdyn.scene.dynamic import DynamicScene
+
 log = logging.getLogger("semdyn")
 
 
 @torch.no_grad()
 def gt_instances(
-    model: Any, data: Any, margin: float = 0.2, dynamic_only: bool = False, ground_clearance: float = 0.1
+    model: DynamicScene, data: SceneData, margin: float = 0.2, dynamic_only: bool = False, ground_clearance: float = 0.1
 ) -> Tensor:
     """[N] int64 ground-truth object id of each Gaussian by box membership (-1 in no box); see the module docstring.
 
