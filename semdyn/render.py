@@ -21,6 +21,7 @@ from torch import Tensor
 
 from semdyn.errors import InputError
 from semdyn.ops import _torch_impl
+from semdyn.ops._backend import get_ext
 from semdyn.ops.rasterize import isect_tiles, rasterize_to_pixels, tile_grid, topk_contributors
 
 log = logging.getLogger("semdyn")
@@ -246,7 +247,6 @@ def _render_cpu(
     isect = None
     if ops_backend != "torch":
         isect = isect_tiles(means2d, radii, depths, width, height, config.tile_size)
-    from semdyn.ops._backend import get_ext
 
     used = "cpu" if ops_backend != "torch" and get_ext() is not None else "torch"
     _log_once(used, f"semdyn: rendering on the CPU with the {'C++' if used == 'cpu' else 'pure-PyTorch'} rasteriser")

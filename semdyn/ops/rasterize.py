@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from semdyn.ops import _torch_impl
-from semdyn.ops._backend import get_ext
+from semdyn.ops._backend import ext_unavailable_reason, get_ext
 
 Backend = Literal["auto", "ext", "torch"]
 
@@ -25,8 +25,6 @@ def _use_ext(backend: Backend) -> Any:
         return None
     ext = get_ext()
     if ext is None and backend == "ext":
-        from semdyn.ops._backend import ext_unavailable_reason
-
         raise RuntimeError(f"semdyn's extension was asked for but is unavailable: {ext_unavailable_reason()}")
     return ext
 

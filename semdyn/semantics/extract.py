@@ -44,6 +44,7 @@ from PIL import Image
 from rich.progress import track
 from torch import Tensor
 
+from semdyn.data import read_sequence
 from semdyn.errors import DataFormatError, InputError
 from semdyn.ops import resolve_device
 from semdyn.semantics.cache import atomic_write, content_hash, frame_key, write_id_map
@@ -51,6 +52,7 @@ from semdyn.semantics.clip import ClipConfig, ClipEncoder
 from semdyn.semantics.dictionary import DEFAULT_DICTIONARY, ObjectDictionary, load_dictionary
 from semdyn.semantics.matching import mask_index_map, match_to_dictionary, paint_id_map
 from semdyn.semantics.sam import SAM_CHECKPOINT_NAMES, SamConfig, SamMasker
+from semdyn.synth import SynthConfig, ensure_scene
 
 log = logging.getLogger("semdyn")
 
@@ -298,9 +300,6 @@ def _write_frame(folder: Path, key: str, result: FrameResult, meta: dict[str, An
 
 def extract_sequence(config: ExtractConfig, show_progress: bool = True) -> dict[str, Any]:
     """Run the pipeline over every frame of the sequence, reusing cached frames; returns a summary."""
-    from semdyn.data import read_sequence
-    from semdyn.synth import SynthConfig, ensure_scene
-
     data = config.data if config.data is not None else ensure_scene(SynthConfig(), show_progress=show_progress)
     shard, num_shards = parse_shard(config.shard)
     seq = read_sequence(data)

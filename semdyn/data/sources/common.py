@@ -38,6 +38,7 @@ from scipy.spatial.transform import Rotation, Slerp
 
 from semdyn.conventions import OPENGL_TO_OPENCV
 from semdyn.errors import DataFormatError, InputError
+from semdyn.synth.writer import build_atomically  # the atomic folder swap the synthetic writer uses
 
 NEAR_PLANE = 0.05
 """Boxes are clipped at this depth in front of a camera before projection, metres."""
@@ -445,8 +446,6 @@ def write_sequence(scene: SourceScene, options: ConvertOptions) -> Path:
     output = Path(options.output).expanduser().resolve()
     if output.exists() and not options.overwrite:
         raise InputError(f"output folder {output} already exists; pass --overwrite to replace it")
-    from semdyn.synth.writer import build_atomically  # the atomic folder swap the synthetic writer uses
-
     build_atomically(output, lambda tmp: _write_into(scene, options, tmp), replace=True)
     return output
 

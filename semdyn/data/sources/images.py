@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 from rich.progress import track
 
+from semdyn.data.sources import require
 from semdyn.data.sources.common import (
     CameraFrame,
     CameraModel,
@@ -102,8 +103,6 @@ def load(options: ImagesOptions) -> SourceScene:
             motion that registers too few frames (naming the input and what to do).
         InputError: bad options, pycolmap not installed.
     """
-    from semdyn.data.sources import require
-
     options.validate()
     pycolmap = require("pycolmap", "image-only recordings", "convert", "pycolmap")
     pycolmap.logging.minloglevel = 1  # COLMAP's warnings and errors, not its hundreds of progress lines
