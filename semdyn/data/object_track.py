@@ -17,7 +17,7 @@ training path reads them.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,11 +111,26 @@ def _slerp(q0: Tensor, q1: Tensor, s: Tensor) -> Tensor:
     return q / q.norm(dim=-1, keepdim=True)
 
 
-def _kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
     """A short description of a JSON value for error messages."""
     text = repr(value)
     text = text if len(text) <= 40 else text[:37] + "..."
     return f"{type(value).__name__} {text}"
+
+
+def json_number(value: Any, name: str, fail: Callable[[str], Exception], positive: bool = False) -> float:
+    """A finite JSON number (not a bool, not a string); otherwise ``fail(sentence)`` naming ``name`` is raised."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise fail(f"{name} must be a number, got {json_kind(value)}")
+    try:
+        out = float(value)
+    except OverflowError:
+        raise fail(f"{name} is too large for a float") from None
+    if not math.isfinite(out):
+        raise fail(f"{name} must be finite, got {out}")
+    if positive and out <= 0.0:
+        raise fail(f"{name} must be positive, got {out}")
+    return out
 
 
 def parse_track(raw: Any, where: str, source: str | Path | None = None) -> ObjectTrack:
@@ -129,55 +144,43 @@ def parse_track(raw: Any, where: str, source: str | Path | None = None) -> Objec
     def fail(message: str) -> Exception:
         return DataFormatError(source, message) if source is not None else InputError(message)
 
-    def number(value: Any, name: str, positive: bool = False) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise fail(f"{name} must be a number, got {_kind(value)}")
-        try:
-            out = float(value)
-        except OverflowError:
-            raise fail(f"{name} is too large for a float") from None
-        if not math.isfinite(out):
-            raise fail(f"{name} must be finite, got {out}")
-        if positive and out <= 0.0:
-            raise fail(f"{name} must be positive, got {out}")
-        return out
-
     if not isinstance(raw, Mapping):
-        raise fail(f"{where} must be an object with id, class, size and poses, got {_kind(raw)}")
+        raise fail(f"{where} must be an object with id, class, size and poses, got {json_kind(raw)}")
     for key in ("id", "class", "size", "poses"):
         if key not in raw:
             raise fail(f"{where}.{key} is missing")
     object_id = raw["id"]
     if isinstance(object_id, bool) or not isinstance(object_id, int) or not 0 <= object_id < 2**16:
-        raise fail(f"{where}.id must be an integer in [0, 65535], got {_kind(object_id)}")
+        raise fail(f"{where}.id must be an integer in [0, 65535], got {json_kind(object_id)}")
     label = raw["class"]
     if not isinstance(label, str) or not label or "\x00" in label:
-        raise fail(f"{where}.class must be a non-empty string, got {_kind(label)}")
+        raise fail(f"{where}.class must be a non-empty string, got {json_kind(label)}")
     dynamic = raw.get("dynamic", True)
     if not isinstance(dynamic, bool):
-        raise fail(f"{where}.dynamic must be true or false, got {_kind(dynamic)}")
+        raise fail(f"{where}.dynamic must be true or false, got {json_kind(dynamic)}")
     size = raw["size"]
     if not isinstance(size, Sequence) or isinstance(size, str) or len(size) != 3:
-        raise fail(f"{where}.size must be a list [l, w, h] in metres, got {_kind(size)}")
-    lwh = [number(s, f"{where}.size[{j}]", positive=True) for j, s in enumerate(size)]
+        raise fail(f"{where}.size must be a list [l, w, h] in metres, got {json_kind(size)}")
+    lwh = [json_number(s, f"{where}.size[{j}]", fail, positive=True) for j, s in enumerate(size)]
     poses = raw["poses"]
     if not isinstance(poses, Sequence) or isinstance(poses, str) or not poses:
-        raise fail(f"{where}.poses must be a non-empty list of {{time, object_to_world}}, got {_kind(poses)}")
+        raise fail(f"{where}.poses must be a non-empty list of {{time, object_to_world}}, got {json_kind(poses)}")
     times, matrices = [], []
     for k, pose in enumerate(poses):
         name = f"{where}.poses[{k}]"
         if not isinstance(pose, Mapping) or "time" not in pose or "object_to_world" not in pose:
             raise fail(f"{name} must be an object with time and object_to_world")
-        times.append(number(pose["time"], f"{name}.time"))
+        times.append(json_number(pose["time"], f"{name}.time", fail))
         value = pose["object_to_world"]
         if (
             not isinstance(value, Sequence)
             or len(value) != 4
             or not all(isinstance(r, Sequence) and not isinstance(r, str) and len(r) == 4 for r in value)
         ):
-            raise fail(f"{name}.object_to_world must be a 4x4 list of numbers, got {_kind(value)}")
+            raise fail(f"{name}.object_to_world must be a 4x4 list of numbers, got {json_kind(value)}")
         matrix = [
-            [number(x, f"{name}.object_to_world[{i}][{j}]") for j, x in enumerate(r)] for i, r in enumerate(value)
+            [json_number(x, f"{name}.object_to_world[{i}][{j}]", fail) for j, x in enumerate(r)]
+            for i, r in enumerate(value)
         ]
         if max(abs(x) for row in matrix for x in row) > MAX_ABS_COORDINATE:
             raise fail(f"{name}.object_to_world has entries beyond {MAX_ABS_COORDINATE:g}, not metres")
@@ -200,9 +203,9 @@ def parse_track(raw: Any, where: str, source: str | Path | None = None) -> Objec
 def tracks_from_objects(objects: Any, source: str | Path | None = None) -> list[ObjectTrack]:
     """Parse the ``objects`` list of ``transforms.json`` into :class:`ObjectTrack` s (see :func:`parse_track`)."""
     if not isinstance(objects, Sequence) or isinstance(objects, (str, bytes)):
-        message = f"objects must be a list of object tracks, got {_kind(objects)}"
+        message = f"objects must be a list of object tracks, got {json_kind(objects)}"
         raise DataFormatError(source, message) if source is not None else InputError(message)
     return [parse_track(obj, f"objects[{i}]", source) for i, obj in enumerate(objects)]
 
 
-__all__ = ["TIME_TOLERANCE_S", "ObjectTrack", "parse_track", "tracks_from_objects"]
+__all__ = ["TIME_TOLERANCE_S", "ObjectTrack", "json_kind", "json_number", "parse_track", "tracks_from_objects"]

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from semdyn.data.images import image_size, is_file, npy_shape, resolve_image_path
-from semdyn.data.object_track import MAX_ABS_COORDINATE, ObjectTrack, parse_track
+from semdyn.data.object_track import MAX_ABS_COORDINATE, ObjectTrack, json_kind, json_number, parse_track
 from semdyn.errors import DataFormatError
 
 CAMERA_MODELS = ("OPENCV", "PINHOLE", "SIMPLE_PINHOLE", "SIMPLE_RADIAL", "RADIAL", "OPENCV_FISHEYE", "EQUIRECTANGULAR")
@@ -346,7 +346,7 @@ def _load_object(path: Path) -> dict[str, Any]:
     """A JSON file whose top level is an object."""
     meta = load_json(path)
     if not isinstance(meta, dict):
-        raise DataFormatError(path, f"the top level must be a JSON object, got {_kind(meta)}")
+        raise DataFormatError(path, f"the top level must be a JSON object, got {json_kind(meta)}")
     return meta
 
 
@@ -365,7 +365,7 @@ def _merge_split_files(root: Path) -> tuple[Path, dict[str, Any]]:
         meta = _load_object(path)
         frames = meta.get("frames")
         if not isinstance(frames, list):
-            raise DataFormatError(path, f"'frames' must be a list, got {_kind(frames)}")
+            raise DataFormatError(path, f"'frames' must be a list, got {json_kind(frames)}")
         if part == "train":
             merged = {k: v for k, v in meta.items() if k != "frames"}
             merged["frames"] = []
@@ -494,47 +494,30 @@ _INTRINSIC_KEYS = (
 )
 
 
-def _kind(value: Any) -> str:
-    """A short description of a JSON value for error messages."""
-    text = repr(value)
-    text = text if len(text) <= 40 else text[:37] + "..."
-    return f"{type(value).__name__} {text}"
-
-
 def _number(path: Path, value: Any, name: str, positive: bool = False) -> float:
-    """A finite JSON number (not a bool, not a string)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise DataFormatError(path, f"{name} must be a number, got {_kind(value)}")
-    try:
-        out = float(value)
-    except OverflowError:
-        raise DataFormatError(path, f"{name} is too large for a float") from None
-    if not math.isfinite(out):
-        raise DataFormatError(path, f"{name} must be finite, got {out}")
-    if positive and out <= 0.0:
-        raise DataFormatError(path, f"{name} must be positive, got {out}")
-    return out
+    """A finite JSON number (not a bool, not a string); a :class:`DataFormatError` naming ``path`` otherwise."""
+    return json_number(value, name, lambda message: DataFormatError(path, message), positive)
 
 
 def _size(path: Path, value: Any, name: str) -> int:
     """A positive integer pixel count (integral floats such as 1920.0 accepted)."""
     out = _number(path, value, name, positive=True)
     if out != int(out) or out > 1e6:
-        raise DataFormatError(path, f"{name} must be a positive integer pixel count, got {_kind(value)}")
+        raise DataFormatError(path, f"{name} must be a positive integer pixel count, got {json_kind(value)}")
     return int(out)
 
 
 def _string(path: Path, value: Any, name: str) -> str:
     """A non-empty JSON string without NUL bytes."""
     if not isinstance(value, str) or not value or "\x00" in value:
-        raise DataFormatError(path, f"{name} must be a non-empty string, got {_kind(value)}")
+        raise DataFormatError(path, f"{name} must be a non-empty string, got {json_kind(value)}")
     return value
 
 
 def _matrix4(path: Path, value: Any, name: str) -> np.ndarray:
     """A 4x4 nested list of finite numbers of sane magnitude. Returns float64 [4, 4]."""
     if not isinstance(value, list) or len(value) != 4 or not all(isinstance(r, list) and len(r) == 4 for r in value):
-        raise DataFormatError(path, f"{name} must be a 4x4 list of numbers, got {_kind(value)}")
+        raise DataFormatError(path, f"{name} must be a 4x4 list of numbers, got {json_kind(value)}")
     rows = [[_number(path, x, f"{name}[{i}][{j}]") for j, x in enumerate(r)] for i, r in enumerate(value)]
     matrix = np.array(rows, dtype=np.float64)
     if np.max(np.abs(matrix)) > MAX_ABS_COORDINATE:
@@ -574,12 +557,12 @@ class _Reader:
         if raw_frames is None:
             raise DataFormatError(self.path, "the 'frames' list is missing")
         if not isinstance(raw_frames, list):
-            raise DataFormatError(self.path, f"'frames' must be a list, got {_kind(raw_frames)}")
+            raise DataFormatError(self.path, f"'frames' must be a list, got {json_kind(raw_frames)}")
         if not raw_frames:
             raise DataFormatError(self.path, "'frames' is empty")
         for i, raw in enumerate(raw_frames):
             if not isinstance(raw, dict):
-                raise DataFormatError(self.path, f"frames[{i}] must be an object, got {_kind(raw)}")
+                raise DataFormatError(self.path, f"frames[{i}] must be an object, got {json_kind(raw)}")
         with_time = [i for i, raw in enumerate(raw_frames) if "time" in raw]
         if with_time and len(with_time) != len(raw_frames):
             missing = next(i for i, raw in enumerate(raw_frames) if "time" not in raw)
@@ -741,14 +724,14 @@ class _Reader:
         """``semantic_classes``: a list of strings."""
         value = meta.get("semantic_classes", [])
         if not isinstance(value, list):
-            raise DataFormatError(self.path, f"semantic_classes must be a list of strings, got {_kind(value)}")
+            raise DataFormatError(self.path, f"semantic_classes must be a list of strings, got {json_kind(value)}")
         return tuple(_string(self.path, v, f"semantic_classes[{j}]") for j, v in enumerate(value))
 
     def objects(self, meta: dict[str, Any]) -> tuple[ObjectTrack, ...]:
         """``objects``: ground-truth tracks."""
         value = meta.get("objects", [])
         if not isinstance(value, list):
-            raise DataFormatError(self.path, f"objects must be a list, got {_kind(value)}")
+            raise DataFormatError(self.path, f"objects must be a list, got {json_kind(value)}")
         return tuple(parse_track(raw, f"objects[{j}]", self.path) for j, raw in enumerate(value))
 
 
@@ -770,7 +753,9 @@ def _read_split(
     if is_file(split_path):
         raw = load_json(split_path)
         if not isinstance(raw, dict):
-            raise DataFormatError(split_path, f"the top level must be an object with train and test, got {_kind(raw)}")
+            raise DataFormatError(
+                split_path, f"the top level must be an object with train and test, got {json_kind(raw)}"
+            )
         train = _split_list(split_path, raw, "train", index, required=True)
         test = _split_list(split_path, raw, "test", index, required=True)
         return Split(train=train, test=test, source="split.json")
@@ -801,7 +786,7 @@ def _split_list(path: Path, raw: dict[str, Any], key: str, index: dict[str, int]
         raise DataFormatError(path, f"the '{key}' list is missing")
     value = raw[key]
     if not isinstance(value, list):
-        raise DataFormatError(path, f"'{key}' must be a list of file paths, got {_kind(value)}")
+        raise DataFormatError(path, f"'{key}' must be a list of file paths, got {json_kind(value)}")
     out = set()
     for j, name in enumerate(value):
         file_path = _relative_posix(_string(path, name, f"{key}[{j}]"))
